@@ -1,0 +1,148 @@
+// Package claims holds the TEE-neutral description of a verified workload:
+// what a verifier proved about the evidence, and what the policy step reads.
+//
+// Data flows one way: evidence -> claims -> policy -> secrets. A verifier
+// (package dcap for Intel SGX and TDX) produces Claims; nothing downstream
+// ever sees raw evidence.
+package claims
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// TEE names a kind of trusted execution environment.
+type TEE string
+
+// The TEEs asps verifies.
+const (
+	SGX TEE = "sgx"
+	TDX TEE = "tdx"
+)
+
+// TCB statuses, as Intel names them in TCB info and in the DCAP quote
+// verification library. A status other than UpToDate is refused unless the
+// policy names it.
+const (
+	StatusUpToDate                          = "UpToDate"
+	StatusSWHardeningNeeded                 = "SWHardeningNeeded"
+	StatusConfigurationNeeded               = "ConfigurationNeeded"
+	StatusConfigurationAndSWHardeningNeeded = "ConfigurationAndSWHardeningNeeded"
+	StatusOutOfDate                         = "OutOfDate"
+	StatusOutOfDateConfigurationNeeded      = "OutOfDateConfigurationNeeded"
+	StatusRevoked                           = "Revoked"
+	// StatusUnknown is reported by chain-only verification, when no TCB
+	// info was at hand to evaluate the platform.
+	StatusUnknown = "Unknown"
+)
+
+// KnownStatuses lists every TCB status a verifier may report.
+var KnownStatuses = []string{
+	StatusUpToDate, StatusSWHardeningNeeded, StatusConfigurationNeeded,
+	StatusConfigurationAndSWHardeningNeeded, StatusOutOfDate,
+	StatusOutOfDateConfigurationNeeded, StatusRevoked, StatusUnknown,
+}
+
+// Hex is a byte string that reads and writes as lower-case hex.
+type Hex []byte
+
+// String returns the lower-case hex form.
+func (h Hex) String() string { return hex.EncodeToString(h) }
+
+// MarshalJSON writes the hex form as a JSON string.
+func (h Hex) MarshalJSON() ([]byte, error) { return json.Marshal(hex.EncodeToString(h)) }
+
+// UnmarshalJSON reads a JSON string of hex digits (either case).
+func (h *Hex) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := ParseHex(s)
+	if err != nil {
+		return err
+	}
+	*h = v
+	return nil
+}
+
+// ParseHex decodes hex digits (either case, optional 0x prefix).
+func ParseHex(s string) (Hex, error) {
+	s = strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(s), "0x"), "0X")
+	v, err := hex.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("not hex: %q", s)
+	}
+	return v, nil
+}
+
+// SGXIdentity is the identity of an SGX enclave, from its report body.
+type SGXIdentity struct {
+	MrEnclave     Hex    `json:"mr_enclave"`
+	MrSigner      Hex    `json:"mr_signer"`
+	IsvProdID     uint16 `json:"isv_prod_id"`
+	IsvSvn        uint16 `json:"isv_svn"`
+	ConfigID      Hex    `json:"config_id"`
+	ConfigSvn     uint16 `json:"config_svn"`
+	IsvExtProdID  Hex    `json:"isv_ext_prod_id"`
+	IsvFamilyID   Hex    `json:"isv_family_id"`
+	Attributes    Hex    `json:"attributes"`
+	MiscSelect    uint32 `json:"misc_select"`
+	CPUSvn        Hex    `json:"cpu_svn"`
+	Mode64        bool   `json:"mode64"`
+	ProvisionKey  bool   `json:"provision_key"`
+	EInitTokenKey bool   `json:"einittoken_key"`
+	KSS           bool   `json:"kss"`
+}
+
+// TDXIdentity is the identity of a TDX trust domain, from its TD report body.
+type TDXIdentity struct {
+	TeeTcbSvn      Hex `json:"tee_tcb_svn"`
+	MrSeam         Hex `json:"mr_seam"`
+	MrSignerSeam   Hex `json:"mr_signer_seam"`
+	SeamAttributes Hex `json:"seam_attributes"`
+	TdAttributes   Hex `json:"td_attributes"`
+	Xfam           Hex `json:"xfam"`
+	MrTd           Hex `json:"mr_td"`
+	MrConfigID     Hex `json:"mr_config_id"`
+	MrOwner        Hex `json:"mr_owner"`
+	MrOwnerConfig  Hex `json:"mr_owner_config"`
+	Rtmr0          Hex `json:"rtmr0"`
+	Rtmr1          Hex `json:"rtmr1"`
+	Rtmr2          Hex `json:"rtmr2"`
+	Rtmr3          Hex `json:"rtmr3"`
+	// TD 1.5 only.
+	TeeTcbSvn2  Hex `json:"tee_tcb_svn2,omitempty"`
+	MrServiceTd Hex `json:"mr_servicetd,omitempty"`
+}
+
+// Claims is what a verifier proved about one piece of evidence.
+type Claims struct {
+	TEE TEE `json:"tee"`
+	// Runtime names what produced the evidence when known: "gramine",
+	// "occlum", "sgx-sdk", "rats-tls", "tdx-guest", "sim".
+	Runtime      string `json:"runtime,omitempty"`
+	QuoteVersion int    `json:"quote_version"`
+	// Debug is true for a debug enclave or a debug TD: its memory is
+	// readable by the host, so it proves nothing about confidentiality.
+	Debug      bool `json:"debug"`
+	ReportData Hex  `json:"report_data"`
+
+	// TCB evaluation.
+	TCBStatus   string    `json:"status"`
+	AdvisoryIDs []string  `json:"advisory_ids"`
+	TCBDate     time.Time `json:"tcb_date,omitzero"`
+	FMSPC       string    `json:"fmspc"`
+	// CollateralExpiry is the earliest nextUpdate / expiry among the
+	// collateral and certificates the verdict rests on.
+	CollateralExpiry time.Time `json:"collateral_expiry,omitzero"`
+	// Simulated is true when the evidence chains to a simulator root, not
+	// to Intel's.
+	Simulated bool `json:"simulated,omitempty"`
+
+	SGX *SGXIdentity `json:"sgx,omitempty"`
+	TDX *TDXIdentity `json:"tdx,omitempty"`
+}
