@@ -1,6 +1,8 @@
 package dcap
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -115,4 +117,11 @@ func TestCorpusVerdicts(t *testing.T) {
 			}
 		})
 	}
+}
+
+func testdataRoot(t testing.TB) []byte { return testdata.Read(t, "dcap", "intel-sgx-root-ca.pem") }
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
