@@ -146,3 +146,68 @@ type Claims struct {
 	SGX *SGXIdentity `json:"sgx,omitempty"`
 	TDX *TDXIdentity `json:"tdx,omitempty"`
 }
+
+// Fields returns the claims as one flat object with the field names of
+// Intel-style verifier output (tee, quote_version, mr_enclave, mr_td,
+// rtmr0, status, advisory_ids, …), for command-line and JSON output.
+func (c *Claims) Fields() map[string]any {
+	m := map[string]any{
+		"tee":           c.TEE,
+		"quote_version": c.QuoteVersion,
+		"debug":         c.Debug,
+		"report_data":   c.ReportData.String(),
+	}
+	if c.TCBStatus != "" {
+		m["status"] = c.TCBStatus
+		ids := c.AdvisoryIDs
+		if ids == nil {
+			ids = []string{}
+		}
+		m["advisory_ids"] = ids
+	}
+	if c.FMSPC != "" {
+		m["fmspc"] = c.FMSPC
+	}
+	if !c.TCBDate.IsZero() {
+		m["tcb_date"] = c.TCBDate.UTC().Format(time.RFC3339)
+	}
+	if !c.CollateralExpiry.IsZero() {
+		m["collateral_expiry"] = c.CollateralExpiry.UTC().Format(time.RFC3339)
+	}
+	if c.Runtime != "" {
+		m["runtime"] = c.Runtime
+	}
+	if c.Simulated {
+		m["simulated"] = true
+	}
+	if s := c.SGX; s != nil {
+		m["mr_enclave"] = s.MrEnclave.String()
+		m["mr_signer"] = s.MrSigner.String()
+		m["isv_prod_id"] = s.IsvProdID
+		m["isv_svn"] = s.IsvSvn
+		m["config_id"] = s.ConfigID.String()
+		m["config_svn"] = s.ConfigSvn
+		m["isv_ext_prod_id"] = s.IsvExtProdID.String()
+		m["isv_family_id"] = s.IsvFamilyID.String()
+		m["attributes"] = s.Attributes.String()
+		m["misc_select"] = fmt.Sprintf("%08x", s.MiscSelect)
+		m["cpu_svn"] = s.CPUSvn.String()
+		m["mode64"] = s.Mode64
+		m["provision_key"] = s.ProvisionKey
+	}
+	if t := c.TDX; t != nil {
+		for k, v := range map[string]Hex{
+			"tee_tcb_svn": t.TeeTcbSvn, "mr_seam": t.MrSeam, "mr_signer_seam": t.MrSignerSeam,
+			"seam_attributes": t.SeamAttributes, "td_attributes": t.TdAttributes, "xfam": t.Xfam,
+			"mr_td": t.MrTd, "mr_config_id": t.MrConfigID, "mr_owner": t.MrOwner, "mr_owner_config": t.MrOwnerConfig,
+			"rtmr0": t.Rtmr0, "rtmr1": t.Rtmr1, "rtmr2": t.Rtmr2, "rtmr3": t.Rtmr3,
+		} {
+			m[k] = v.String()
+		}
+		if t.TeeTcbSvn2 != nil {
+			m["tee_tcb_svn2"] = t.TeeTcbSvn2.String()
+			m["mr_servicetd"] = t.MrServiceTd.String()
+		}
+	}
+	return m
+}
