@@ -2,12 +2,14 @@ package dcap
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -474,9 +476,24 @@ func ParseTCBInfo(b []byte) (*TCBInfo, error) {
 			return nil, &FormatError{Field: fmt.Sprintf("tcb_info.tcbLevels[%d]", i), Msg: "TDX TCB info level without tdxtcbcomponents"}
 		}
 	}
+	// Intel's library walks the levels sorted from the highest TCB down,
+	// whatever order the document lists them in; so do we.
+	slices.SortStableFunc(t.TCBLevels, func(a, b TCBLevel) int { return -compareTCB(&a.TCB, &b.TCB) })
 	t.FMSPC = strings.ToUpper(t.FMSPC)
 	t.PCEID = strings.ToUpper(t.PCEID)
 	return &t, nil
+}
+
+// compareTCB orders TCB levels: SGX components lexicographically, then
+// PCESVN, then TDX components.
+func compareTCB(a, b *TCBComponents) int {
+	if c := bytes.Compare(a.SGX[:], b.SGX[:]); c != 0 {
+		return c
+	}
+	if a.PCESVN != b.PCESVN {
+		return cmp.Compare(a.PCESVN, b.PCESVN)
+	}
+	return bytes.Compare(a.TDX[:], b.TDX[:])
 }
 
 // ParseQEIdentity decodes a QE identity body.
@@ -485,7 +502,7 @@ func ParseQEIdentity(b []byte) (*QEIdentity, error) {
 	if err := json.Unmarshal(b, &q); err != nil {
 		return nil, &FormatError{Field: "qe_identity", Msg: err.Error()}
 	}
-	if q.ID != "QE" && q.ID != "TD_QE" && q.ID != "QVE" {
+	if q.ID != "QE" && q.ID != "TD_QE" {
 		return nil, &FormatError{Field: "qe_identity.id", Msg: fmt.Sprintf("%q, want QE or TD_QE", q.ID)}
 	}
 	if len(q.MrSigner) != 32 || len(q.MiscSelect) != 4 || len(q.MiscSelectMask) != 4 || len(q.Attributes) != 16 || len(q.AttributesMask) != 16 {

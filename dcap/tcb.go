@@ -2,6 +2,7 @@ package dcap
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 
 	"github.com/asps-project/asps/claims"
@@ -17,15 +18,13 @@ func matchQEIdentity(r *EnclaveReport, qi *QEIdentity) (*QETCBLvl, error) {
 	if r.IsvProdID != qi.IsvProdID {
 		return nil, reject(CheckQEIdentityMatch, ErrQEIdentityMismatch, "QE ISVPRODID %d, want %d", r.IsvProdID, qi.IsvProdID)
 	}
+	// MISCSELECT is a little-endian 32-bit field of the report; TCB JSON
+	// gives its bytes in the same order, so compare byte by byte (as
+	// Intel's and Phala's libraries do).
 	var ms [4]byte
-	ms[0], ms[1], ms[2], ms[3] = byte(r.MiscSelect), byte(r.MiscSelect>>8), byte(r.MiscSelect>>16), byte(r.MiscSelect>>24)
-	// Intel writes MISCSELECT in TCB JSON big-endian (as a 32-bit hex
-	// number); compare as a number.
-	got := uint32(ms[0]) | uint32(ms[1])<<8 | uint32(ms[2])<<16 | uint32(ms[3])<<24
-	want := be32(qi.MiscSelect)
-	mask := be32(qi.MiscSelectMask)
-	if got&mask != want&mask {
-		return nil, reject(CheckQEIdentityMatch, ErrQEIdentityMismatch, "QE MISCSELECT %08x under mask %08x, want %08x", got&mask, mask, want&mask)
+	binary.LittleEndian.PutUint32(ms[:], r.MiscSelect)
+	if !maskedEqual(ms[:], qi.MiscSelect, qi.MiscSelectMask) {
+		return nil, reject(CheckQEIdentityMatch, ErrQEIdentityMismatch, "QE MISCSELECT %x under mask %x, want %x", ms, []byte(qi.MiscSelectMask), []byte(qi.MiscSelect))
 	}
 	if !maskedEqual(r.Attributes[:], qi.Attributes, qi.AttributesMask) {
 		return nil, reject(CheckQEIdentityMatch, ErrQEIdentityMismatch, "QE ATTRIBUTES %x under mask %x, want %x", r.Attributes, []byte(qi.AttributesMask), []byte(qi.Attributes))
@@ -36,10 +35,6 @@ func matchQEIdentity(r *EnclaveReport, qi *QEIdentity) (*QETCBLvl, error) {
 		}
 	}
 	return nil, reject(CheckQEIdentityMatch, ErrQENoMatchingTCBLevel, "QE ISVSVN %d is below every QE TCB level", r.IsvSVN)
-}
-
-func be32(b []byte) uint32 {
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 }
 
 func maskedEqual(got, want, mask []byte) bool {
@@ -106,15 +101,14 @@ func matchTDXModule(ti *TCBInfo, td *TDReport) (*QETCBLvl, error) {
 		}
 		return nil
 	}
-	if ti.TDXModule != nil {
-		m := ti.TDXModule
-		if err := check("tdxModule", m.MrSigner, m.Attributes, m.AttributesMask); err != nil {
-			return nil, err
-		}
+	if ti.TDXModule == nil {
+		return nil, reject(CheckTDXModule, ErrTDXModuleMismatch, "TDX TCB info has no tdxModule")
 	}
 	major := td.TeeTcbSvn[1]
-	if major == 0 || len(ti.TDXModuleIdentities) == 0 {
-		return nil, nil
+	if major == 0 {
+		// TDX 1.0 modules: one identity for all, no module TCB levels.
+		m := ti.TDXModule
+		return nil, check("tdxModule", m.MrSigner, m.Attributes, m.AttributesMask)
 	}
 	id := fmt.Sprintf("TDX_%02X", major)
 	for i := range ti.TDXModuleIdentities {
