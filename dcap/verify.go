@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asps-project/asps/claims"
@@ -65,9 +66,14 @@ type Verifier struct {
 	cols   map[[32]byte]*verifiedCollateral
 	qes    map[[32]byte]struct{}
 
-	stats CacheStats
-	smu   sync.Mutex
+	hits, misses [3]atomic.Uint64 // chain, collateral, QE report
 }
+
+const (
+	cacheChain = iota
+	cacheCollateral
+	cacheQEReport
+)
 
 // CacheStats counts cache hits and misses, for metrics.
 type CacheStats struct {
@@ -120,15 +126,19 @@ func NewVerifier(opts ...Option) *Verifier {
 
 // Stats returns the cache counters.
 func (v *Verifier) Stats() CacheStats {
-	v.smu.Lock()
-	defer v.smu.Unlock()
-	return v.stats
+	return CacheStats{
+		ChainHits: v.hits[cacheChain].Load(), ChainMisses: v.misses[cacheChain].Load(),
+		CollateralHits: v.hits[cacheCollateral].Load(), CollateralMisses: v.misses[cacheCollateral].Load(),
+		QEReportHits: v.hits[cacheQEReport].Load(), QEReportMisses: v.misses[cacheQEReport].Load(),
+	}
 }
 
-func (v *Verifier) count(f func(*CacheStats)) {
-	v.smu.Lock()
-	f(&v.stats)
-	v.smu.Unlock()
+func (v *Verifier) count(cache int, hit bool) {
+	if hit {
+		v.hits[cache].Add(1)
+	} else {
+		v.misses[cache].Add(1)
+	}
 }
 
 func (v *Verifier) anchored(k any) bool {
@@ -447,10 +457,10 @@ func (v *Verifier) pckChain(pemChain []byte) *pckChain {
 	c, ok := v.chains[key]
 	v.mu.RUnlock()
 	if ok {
-		v.count(func(s *CacheStats) { s.ChainHits++ })
+		v.count(cacheChain, true)
 		return c
 	}
-	v.count(func(s *CacheStats) { s.ChainMisses++ })
+	v.count(cacheChain, false)
 	c = v.buildPCKChain(pemChain)
 	v.store(func() {
 		if len(v.chains) >= v.maxCache {
@@ -545,10 +555,10 @@ func (v *Verifier) collateral(col *Collateral) *verifiedCollateral {
 	vc, ok := v.cols[col.digest]
 	v.mu.RUnlock()
 	if ok {
-		v.count(func(s *CacheStats) { s.CollateralHits++ })
+		v.count(cacheCollateral, true)
 		return vc
 	}
-	v.count(func(s *CacheStats) { s.CollateralMisses++ })
+	v.count(cacheCollateral, false)
 	vc = v.verifyCollateral(col)
 	v.store(func() {
 		if len(v.cols) >= v.maxCache {
@@ -715,10 +725,10 @@ func (v *Verifier) checkQEReport(q *Quote, chain *pckChain) error {
 	_, ok := v.qes[key]
 	v.mu.RUnlock()
 	if ok {
-		v.count(func(s *CacheStats) { s.QEReportHits++ })
+		v.count(cacheQEReport, true)
 		return nil
 	}
-	v.count(func(s *CacheStats) { s.QEReportMisses++ })
+	v.count(cacheQEReport, false)
 	d := sha256.Sum256(q.CertData.QEReport.raw)
 	r, s := rs(q.CertData.QEReportSignature[:])
 	if !ecdsa.Verify(chain.leafKey, d[:], r, s) {

@@ -128,7 +128,7 @@ func (p *PKI) RootPEM() []byte {
 
 // pckCA returns the PCK CA certificate and key of the given kind.
 func (p *PKI) pckCA(kind PCKCA) (*x509.Certificate, *ecdsa.PrivateKey) {
-	if kind == PlatformCA {
+	if kind == CAPlatform {
 		return p.PlatformCA, p.platformKey
 	}
 	return p.ProcessorCA, p.processorKey

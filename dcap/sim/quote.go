@@ -37,8 +37,10 @@ type Identity struct {
 	CPUSVN [16]byte
 
 	// TDX trust domain.
-	MrTD          [48]byte
-	Rtmr          [4][48]byte
+	MrTD [48]byte
+	Rtmr [4][48]byte
+	// TdAttributes: zero stands for SEPT_VE_DISABLE (bit 28) alone, what
+	// every production Linux TD sets (dcap-qvl refuses TDs without it).
 	TdAttributes  [8]byte
 	MrConfigID    [48]byte
 	MrOwner       [48]byte
@@ -59,7 +61,10 @@ type Identity struct {
 	MrServiceTD [48]byte
 }
 
-var defaultXfam = [8]byte{0xe7, 0x1a, 0x06}
+var (
+	defaultXfam         = [8]byte{0xe7, 0x1a, 0x06}
+	defaultTdAttributes = [8]byte{3: 0x10}
+)
 
 // sgxReport lays out a 384-byte SGX report body.
 type sgxReport struct {
@@ -132,6 +137,9 @@ func (id *Identity) tdBody(pl *platform, td15 bool, reportData [64]byte) []byte 
 	copy(b[64:112], id.MrSignerSeam[:])
 	copy(b[112:120], id.SeamAttributes[:])
 	attrs := id.TdAttributes
+	if attrs == [8]byte{} {
+		attrs = defaultTdAttributes
+	}
 	if id.Debug {
 		attrs[0] |= 0x01
 	}
