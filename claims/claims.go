@@ -142,6 +142,9 @@ type Claims struct {
 	// Simulated is true when the evidence chains to a simulator root, not
 	// to Intel's.
 	Simulated bool `json:"simulated,omitempty"`
+	// CollateralGrace is true when the verdict rested on collateral past
+	// its next update, served under an operator's grace period.
+	CollateralGrace bool `json:"collateral_grace,omitempty"`
 
 	SGX *SGXIdentity `json:"sgx,omitempty"`
 	TDX *TDXIdentity `json:"tdx,omitempty"`

@@ -1,0 +1,98 @@
+// Package client is the Go client of asps: it makes a fresh key pair, gets
+// a quote that commits to it from the TEE's attester, wraps both in an
+// RA-TLS certificate and asks the server for secrets over mutual TLS. It is
+// what `asps fetch` and `asps run` call.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	aspsv1 "github.com/asps-project/asps/api/asps/v1"
+	"github.com/asps-project/asps/attest"
+	"github.com/asps-project/asps/ratls"
+)
+
+// Config says where the server is, how to trust it, and where evidence
+// comes from.
+type Config struct {
+	// Server is host:port.
+	Server string
+	// Attester produces the quote (a real TEE's, or the simulator's in
+	// dev mode).
+	Attester attest.Attester
+	// ServerAuth says how to authenticate the server: RA-TLS (the server
+	// in a TEE), a CA, or a pinned key.
+	ServerAuth ratls.ServerAuth
+	// Cert shapes the RA-TLS certificate.
+	Cert ratls.CertOptions
+	// DialOptions are appended to the gRPC dial options.
+	DialOptions []grpc.DialOption
+}
+
+// Client holds one attested connection. It is safe for concurrent use.
+type Client struct {
+	conn    *grpc.ClientConn
+	secrets aspsv1.SecretsClient
+}
+
+// Dial gets a quote for a fresh key and prepares the attested connection
+// (gRPC connects on first use).
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.Attester == nil {
+		return nil, errors.New("client: no attester")
+	}
+	cert, err := ratls.NewCertificate(ctx, cfg.Attester, cfg.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("client: RA-TLS certificate: %w", err)
+	}
+	creds := credentials.NewTLS(ratls.ClientConfig(cert, cfg.ServerAuth))
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.DialOptions...)
+	conn, err := grpc.NewClient(cfg.Server, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", cfg.Server, err)
+	}
+	return &Client{conn: conn, secrets: aspsv1.NewSecretsClient(conn)}, nil
+}
+
+// Secret is one secret received.
+type Secret struct {
+	Name  string
+	Value []byte
+}
+
+// GetSecrets fetches all the named secrets, or none: the server refuses
+// the whole request if any one is not allowed or not available.
+func (c *Client) GetSecrets(ctx context.Context, names ...string) ([]Secret, error) {
+	resp, err := c.secrets.GetSecrets(ctx, &aspsv1.GetSecretsRequest{Names: names})
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.GetSecrets()) != len(names) {
+		return nil, fmt.Errorf("client: asked for %d secrets, the server sent %d", len(names), len(resp.GetSecrets()))
+	}
+	out := make([]Secret, len(names))
+	for i, s := range resp.GetSecrets() {
+		if s.GetName() != names[i] {
+			return nil, fmt.Errorf("client: asked for %q, the server sent %q", names[i], s.GetName())
+		}
+		out[i] = Secret{Name: s.GetName(), Value: s.GetValue()}
+	}
+	return out, nil
+}
+
+// WhoAmI asks how the server sees this workload: its verified claims, the
+// app it matched and the names of the secrets that app may read.
+func (c *Client) WhoAmI(ctx context.Context) (*aspsv1.WhoAmIResponse, error) {
+	return c.secrets.WhoAmI(ctx, &aspsv1.WhoAmIRequest{})
+}
+
+// Conn is the underlying connection (for the compatibility services).
+func (c *Client) Conn() *grpc.ClientConn { return c.conn }
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }

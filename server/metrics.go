@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/asps-project/asps/dcap"
+	"github.com/asps-project/asps/store"
+)
+
+// Metrics are the server's Prometheus metrics. Labels carry codes and
+// reasons, never secret names' values or measurements.
+type Metrics struct {
+	requests    *prometheus.CounterVec
+	decisions   *prometheus.CounterVec
+	verifySecs  *prometheus.HistogramVec
+	storeSecs   *prometheus.HistogramVec
+	requestSecs *prometheus.HistogramVec
+}
+
+// NewMetrics registers the metrics with reg; dv, when set, also exports
+// the verifier's cache counters.
+func NewMetrics(reg prometheus.Registerer, dv *dcap.Verifier) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asps_requests_total", Help: "gRPC requests by method and code.",
+		}, []string{"method", "code"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asps_decisions_total", Help: "Provisioning decisions by decision and gRPC code.",
+		}, []string{"decision", "code"}),
+		verifySecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "asps_quote_verify_seconds", Help: "Quote verification latency by result.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
+		}, []string{"result"}),
+		storeSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "asps_store_seconds", Help: "Secret store latency by store and result.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"store", "result"}),
+		requestSecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "asps_request_seconds", Help: "gRPC request latency by method.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"method"}),
+	}
+	reg.MustRegister(m.requests, m.decisions, m.verifySecs, m.storeSecs, m.requestSecs)
+	if dv != nil {
+		reg.MustRegister(&cacheCollector{dv: dv, desc: prometheus.NewDesc(
+			"asps_verifier_cache_total", "Quote verifier cache lookups by cache and result.",
+			[]string{"cache", "result"}, nil)})
+	}
+	return m
+}
+
+// ObserveVerify records one quote verification (QuoteVerifier.Observe).
+func (m *Metrics) ObserveVerify(d time.Duration, reason string) {
+	m.verifySecs.WithLabelValues(reason).Observe(d.Seconds())
+}
+
+func (m *Metrics) observeStore(kind string, d time.Duration, err error) {
+	res := "ok"
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
+		res = "not_found"
+	case errors.Is(err, store.ErrPermissionDenied):
+		res = "permission_denied"
+	default:
+		res = "unavailable"
+	}
+	m.storeSecs.WithLabelValues(kind, res).Observe(d.Seconds())
+}
+
+func (m *Metrics) decision(_ *decision, err error) {
+	if err == nil {
+		m.decisions.WithLabelValues("allow", "OK").Inc()
+		return
+	}
+	m.decisions.WithLabelValues("deny", status.Code(err).String()).Inc()
+}
+
+func (m *Metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	m.requests.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	m.requestSecs.WithLabelValues(info.FullMethod).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+type cacheCollector struct {
+	dv   *dcap.Verifier
+	desc *prometheus.Desc
+}
+
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.dv.Stats()
+	for _, v := range []struct {
+		cache, result string
+		n             uint64
+	}{
+		{"pck_chain", "hit", s.ChainHits}, {"pck_chain", "miss", s.ChainMisses},
+		{"collateral", "hit", s.CollateralHits}, {"collateral", "miss", s.CollateralMisses},
+		{"qe_report", "hit", s.QEReportHits}, {"qe_report", "miss", s.QEReportMisses},
+	} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v.n), v.cache, v.result)
+	}
+}

@@ -1,0 +1,371 @@
+// Package server is the asps gRPC service: it takes the verified claims of
+// an attested peer, asks the policy which app they are and which secrets it
+// may read, fetches those from the store, audits the decision and replies
+// on the same attested channel.
+//
+// Besides its own API (asps.v1.Secrets) it answers the services of the
+// systems it replaces — Occlum's ratls.GrSecret and Intel ASPS's
+// secretmanager.SecretManger — over the same attested channel and under
+// the same policy.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	aspsv1 "github.com/asps-project/asps/api/asps/v1"
+	intelaspspb "github.com/asps-project/asps/api/intelasps"
+	occlumpb "github.com/asps-project/asps/api/occlum"
+	"github.com/asps-project/asps/audit"
+	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/policy"
+	"github.com/asps-project/asps/ratls"
+	"github.com/asps-project/asps/store"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Certificate is the server's own TLS certificate (an RA-TLS one when
+	// the server itself runs in a TEE, or an ordinary one).
+	Certificate tls.Certificate
+	// Verifier verifies the clients' RA-TLS certificates.
+	Verifier *ratls.Verifier
+	// Policy decides which app a workload is and what it may read.
+	Policy *policy.Holder
+	// Store holds the secrets; Inline, if set, serves references that
+	// start with policy.InlinePrefix (values imported inline).
+	Store  store.Store
+	Inline store.Store
+	// Audit records every decision (nil: none).
+	Audit *audit.Logger
+	// Logger for operations (default slog.Default()).
+	Logger *slog.Logger
+	// Metrics, when set, counts requests and decisions.
+	Metrics *Metrics
+	// StoreTimeout bounds one secret fetch (default 10s).
+	StoreTimeout time.Duration
+}
+
+// Server is the gRPC server with every service registered.
+type Server struct {
+	opts   Options
+	grpc   *grpc.Server
+	health *health.Server
+}
+
+// New builds the server; Serve starts it.
+func New(opts Options) (*Server, error) {
+	if opts.Verifier == nil || opts.Policy == nil || opts.Store == nil {
+		return nil, errors.New("server: Verifier, Policy and Store are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.StoreTimeout <= 0 {
+		opts.StoreTimeout = 10 * time.Second
+	}
+	tlsConf := opts.Verifier.ServerConfig(opts.Certificate)
+	s := &Server{opts: opts, health: health.NewServer()}
+	sopts := []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tlsConf))}
+	if opts.Metrics != nil {
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.unaryInterceptor))
+	}
+	s.grpc = grpc.NewServer(sopts...)
+	aspsv1.RegisterSecretsServer(s.grpc, &secretsService{s: s})
+	occlumpb.RegisterGrSecretServer(s.grpc, &occlumService{s: s})
+	intelaspspb.RegisterSecretMangerServer(s.grpc, &intelService{s: s})
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	return s, nil
+}
+
+// Serve accepts connections on l until Stop or GracefulStop.
+func (s *Server) Serve(l net.Listener) error {
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return s.grpc.Serve(l)
+}
+
+// GracefulStop stops accepting, lets in-flight requests finish, then stops.
+func (s *Server) GracefulStop() {
+	s.health.Shutdown()
+	s.grpc.GracefulStop()
+}
+
+// Stop stops at once.
+func (s *Server) Stop() { s.grpc.Stop() }
+
+// SetServing reports the server (un)healthy, e.g. when the store is down.
+func (s *Server) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_SERVING
+	if !ok {
+		st = healthpb.HealthCheckResponse_NOT_SERVING
+	}
+	s.health.SetServingStatus("", st)
+}
+
+// decision is one request's way through the checks, for the audit record.
+type decision struct {
+	rec    audit.Record
+	claims *claims.Claims
+	app    *policy.App
+}
+
+// peerClaims returns the verified claims of the caller.
+func (s *Server) peerClaims(ctx context.Context, d *decision) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no peer")
+	}
+	d.rec.Peer = p.Addr.String()
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "not a TLS connection")
+	}
+	c, err := s.opts.Verifier.PeerClaims(ctx, info.State)
+	if err != nil {
+		return status.Errorf(codes.Unauthenticated, "attestation: %v", err)
+	}
+	d.claims = c
+	d.rec.FromClaims(c)
+	d.rec.CollateralGrace = c.CollateralGrace
+	return nil
+}
+
+// match finds the caller's app.
+func (s *Server) match(ctx context.Context, d *decision) error {
+	if err := s.peerClaims(ctx, d); err != nil {
+		return err
+	}
+	app, err := s.opts.Policy.Match(d.claims)
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "policy: %v", err)
+	}
+	d.app = app
+	d.rec.App = app.ID
+	return nil
+}
+
+// provision is the whole decision for a set of names: all or nothing.
+func (s *Server) provision(ctx context.Context, service string, names []string) (vals [][]byte, err error) {
+	d := &decision{rec: audit.Record{Service: service, Requested: names}}
+	defer func() { s.finish(d, err) }()
+	if err := s.match(ctx, d); err != nil {
+		return nil, err
+	}
+	refs, err := d.app.Authorize(names)
+	if err != nil {
+		return nil, status.Errorf(codes.PermissionDenied, "policy: %v", err)
+	}
+	vals = make([][]byte, len(refs))
+	for i, r := range refs {
+		v, err := s.fetch(ctx, r)
+		if err != nil {
+			clear(vals)
+			return nil, err
+		}
+		vals[i] = v
+	}
+	// Repeated names were folded by Authorize; answer in request order.
+	if len(refs) != len(names) {
+		byName := make(map[string][]byte, len(refs))
+		for i, r := range refs {
+			byName[r.Name] = vals[i]
+		}
+		vals = vals[:0]
+		for _, n := range names {
+			vals = append(vals, byName[n])
+		}
+	}
+	d.rec.Released = names
+	// A release that cannot be audited does not happen.
+	if err := s.opts.Audit.Record(s.record(d, nil)); err != nil {
+		d.rec.Released = nil
+		s.opts.Logger.Error("audit write failed; refusing the release", "err", err)
+		return nil, status.Error(codes.Internal, "audit log unavailable")
+	}
+	d.rec.Decision = audit.Allow // recorded already
+	return vals, nil
+}
+
+func (s *Server) fetch(ctx context.Context, r policy.SecretRef) ([]byte, error) {
+	st := s.opts.Store
+	if strings.HasPrefix(r.Ref, policy.InlinePrefix) {
+		if s.opts.Inline == nil {
+			return nil, status.Errorf(codes.NotFound, "secret %q: no inline store configured", r.Name)
+		}
+		st = s.opts.Inline
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
+	defer cancel()
+	start := time.Now()
+	v, err := st.Get(ctx, store.Request{Name: r.Name, Ref: r.Ref, Token: r.Token.Reveal()})
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.observeStore(st.Kind(), time.Since(start), err)
+	}
+	switch {
+	case err == nil:
+		return v, nil
+	case errors.Is(err, store.ErrNotFound):
+		return nil, status.Errorf(codes.NotFound, "secret %q: %v", r.Name, err)
+	case errors.Is(err, store.ErrPermissionDenied):
+		return nil, status.Errorf(codes.PermissionDenied, "secret %q: %v", r.Name, err)
+	default:
+		return nil, status.Errorf(codes.Unavailable, "secret %q: %v", r.Name, err)
+	}
+}
+
+func (s *Server) record(d *decision, err error) audit.Record {
+	r := d.rec
+	if err == nil {
+		r.Decision = audit.Allow
+		return r
+	}
+	r.Decision = audit.Deny
+	r.Released = nil
+	st, _ := status.FromError(err)
+	r.Code = st.Code().String()
+	r.Reason = st.Message()
+	return r
+}
+
+// finish audits a refusal (an allow was audited before the release).
+func (s *Server) finish(d *decision, err error) {
+	if s.opts.Metrics != nil {
+		s.opts.Metrics.decision(d, err)
+	}
+	if err == nil {
+		return
+	}
+	if aerr := s.opts.Audit.Record(s.record(d, err)); aerr != nil {
+		s.opts.Logger.Error("audit write failed", "err", aerr)
+	}
+}
+
+// secretsService is asps.v1.Secrets.
+type secretsService struct {
+	aspsv1.UnimplementedSecretsServer
+	s *Server
+}
+
+func (x *secretsService) GetSecrets(ctx context.Context, req *aspsv1.GetSecretsRequest) (*aspsv1.GetSecretsResponse, error) {
+	if len(req.GetNames()) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "no secret names")
+	}
+	vals, err := x.s.provision(ctx, "asps.v1.Secrets/GetSecrets", req.GetNames())
+	if err != nil {
+		return nil, err
+	}
+	resp := &aspsv1.GetSecretsResponse{Secrets: make([]*aspsv1.Secret, len(vals))}
+	for i, v := range vals {
+		resp.Secrets[i] = &aspsv1.Secret{Name: req.GetNames()[i], Value: v}
+	}
+	return resp, nil
+}
+
+func (x *secretsService) GetSecret(ctx context.Context, req *aspsv1.GetSecretRequest) (*aspsv1.Secret, error) {
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "no secret name")
+	}
+	vals, err := x.s.provision(ctx, "asps.v1.Secrets/GetSecret", []string{req.GetName()})
+	if err != nil {
+		return nil, err
+	}
+	return &aspsv1.Secret{Name: req.GetName(), Value: vals[0]}, nil
+}
+
+func (x *secretsService) WhoAmI(ctx context.Context, _ *aspsv1.WhoAmIRequest) (*aspsv1.WhoAmIResponse, error) {
+	d := &decision{}
+	if err := x.s.peerClaims(ctx, d); err != nil {
+		return nil, err
+	}
+	resp := whoAmI(d.claims)
+	app, err := x.s.opts.Policy.Match(d.claims)
+	if err != nil {
+		resp.MatchError = err.Error()
+	} else {
+		resp.MatchedApp = app.ID
+		resp.SecretNames = app.SecretNames()
+	}
+	return resp, nil
+}
+
+func whoAmI(c *claims.Claims) *aspsv1.WhoAmIResponse {
+	r := &aspsv1.WhoAmIResponse{
+		Tee: string(c.TEE), Runtime: c.Runtime, QuoteVersion: uint32(c.QuoteVersion), Debug: c.Debug,
+		TcbStatus: c.TCBStatus, AdvisoryIds: c.AdvisoryIDs, Fmspc: c.FMSPC, Simulated: c.Simulated,
+		ReportData: c.ReportData,
+	}
+	if !c.TCBDate.IsZero() {
+		r.TcbDate = c.TCBDate.UTC().Format(time.RFC3339)
+	}
+	if !c.CollateralExpiry.IsZero() {
+		r.CollateralExpiry = c.CollateralExpiry.UTC().Format(time.RFC3339)
+	}
+	if s := c.SGX; s != nil {
+		r.Sgx = &aspsv1.SgxIdentity{
+			MrEnclave: s.MrEnclave, MrSigner: s.MrSigner, IsvProdId: uint32(s.IsvProdID), IsvSvn: uint32(s.IsvSvn),
+			ConfigId: s.ConfigID, ConfigSvn: uint32(s.ConfigSvn), Attributes: s.Attributes, MiscSelect: s.MiscSelect,
+		}
+	}
+	if t := c.TDX; t != nil {
+		r.Tdx = &aspsv1.TdxIdentity{
+			MrTd: t.MrTd, Rtmr0: t.Rtmr0, Rtmr1: t.Rtmr1, Rtmr2: t.Rtmr2, Rtmr3: t.Rtmr3,
+			MrConfigId: t.MrConfigID, MrOwner: t.MrOwner, MrOwnerConfig: t.MrOwnerConfig,
+			TdAttributes: t.TdAttributes, Xfam: t.Xfam, MrSeam: t.MrSeam, MrSignerSeam: t.MrSignerSeam, TeeTcbSvn: t.TeeTcbSvn,
+		}
+	}
+	return r
+}
+
+// occlumService is Occlum's ratls.GrSecret: the value goes back as a
+// JSON-quoted base64 string, as Occlum's client expects.
+type occlumService struct {
+	occlumpb.UnimplementedGrSecretServer
+	s *Server
+}
+
+func (x *occlumService) GetSecret(ctx context.Context, req *occlumpb.SecretRequest) (*occlumpb.SecretReply, error) {
+	if req.GetName() == "" {
+		return nil, status.Error(codes.InvalidArgument, "no secret name")
+	}
+	vals, err := x.s.provision(ctx, "ratls.GrSecret/GetSecret", []string{req.GetName()})
+	if err != nil {
+		return nil, err
+	}
+	return &occlumpb.SecretReply{Secret: occlumEncode(vals[0])}, nil
+}
+
+// intelService is Intel ASPS's secretmanager.SecretManger (sic): the value
+// goes back as the string the store holds.
+type intelService struct {
+	intelaspspb.UnimplementedSecretMangerServer
+	s *Server
+}
+
+func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretRequest) (*intelaspspb.SecretReply, error) {
+	if req.GetKey() == "" {
+		return nil, status.Error(codes.InvalidArgument, "no secret key")
+	}
+	vals, err := x.s.provision(ctx, "secretmanager.SecretManger/GetSecret", []string{req.GetKey()})
+	if err != nil {
+		return nil, err
+	}
+	return &intelaspspb.SecretReply{Value: string(vals[0])}, nil
+}
+
+var _ = fmt.Sprintf
