@@ -1,0 +1,344 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/asps-project/asps/attest"
+	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/client"
+	"github.com/asps-project/asps/dcap/sim"
+	"github.com/asps-project/asps/devmode"
+	"github.com/asps-project/asps/ratls"
+)
+
+func init() {
+	register(command{name: "demo", summary: "end-to-end demo on embedded defaults: a dev server and simulated enclaves on loopback", run: demo})
+	register(command{name: "dev", summary: "run a dev server trusting the simulator (no set-up; never for production)", run: dev})
+	register(command{name: "fetch", summary: "fetch secrets from a server as an attested workload", run: fetch})
+	register(command{name: "whoami", summary: "ask the server how it sees this workload", run: whoami})
+}
+
+// secretLine prints a secret as Intel's ASPS client does: "Secret
+// received: 42-cd-4b-…".
+func secretLine(v []byte) string {
+	parts := make([]string, len(v))
+	for i, b := range v {
+		parts[i] = fmt.Sprintf("%02x", b)
+	}
+	return "Secret received: " + strings.Join(parts, "-")
+}
+
+func demo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", stderr)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	env, err := devmode.Start(ctx, devmode.Options{})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	fmt.Fprintf(stdout, "asps demo: server on %s, trusting the SIMULATOR root (dev mode: simulated enclaves, never production)\n\n", env.Addr)
+	fmt.Fprintf(stdout, "policy (%s):\n", env.PolicyPath)
+	for _, l := range strings.Split(strings.TrimSpace(string(devmode.DemoPolicy())), "\n") {
+		fmt.Fprintln(stdout, "  "+l)
+	}
+	fmt.Fprintln(stdout)
+
+	try := func(label string, tee claims.TEE, id sim.Identity, names ...string) ([]client.Secret, error) {
+		fmt.Fprintf(stdout, "-- %s asks for %s\n", label, strings.Join(names, ", "))
+		c, err := env.Client(ctx, tee, id)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		s, err := c.GetSecrets(ctx, names...)
+		if err != nil {
+			fmt.Fprintf(stdout, "   refused: %v\n\n", err)
+			return nil, err
+		}
+		return s, nil
+	}
+	dbg := devmode.DemoIdentity(claims.SGX)
+	dbg.Debug = true
+	try("the demo enclave built in DEBUG mode", claims.SGX, dbg, "demo-key")
+	other := devmode.DemoIdentity(claims.SGX)
+	other.MrEnclave[0] ^= 0xff
+	try("an enclave with another MRENCLAVE", claims.SGX, other, "demo-key")
+	try("the demo enclave", claims.SGX, devmode.DemoIdentity(claims.SGX), "other-app")
+
+	s, err := try("the demo enclave", claims.SGX, devmode.DemoIdentity(claims.SGX), "demo-key")
+	if err != nil {
+		return fmt.Errorf("the demo enclave was refused: %w", err)
+	}
+	fmt.Fprintln(stdout, "   released over the attested channel; the audit log names it, never its value")
+	fmt.Fprintln(stdout, secretLine(s[0].Value))
+	return nil
+}
+
+func dev(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("dev", stderr)
+	listen := fs.String("listen", "127.0.0.1:7443", "listen `ADDR`")
+	dir := fs.String("dir", defaultDevDir(), "keep the simulator PKI, the policy and the server pin in `DIR`")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env, err := devmode.Start(ctx, devmode.Options{Listen: *listen, Dir: *dir, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer env.Stop()
+	go env.Policy.Watch(ctx, time.Second, logger)
+	go reloadOnHUP(ctx, func() error { return env.Policy.Reload() }, logger)
+	logger.Warn("DEV MODE: this server trusts the asps SIMULATOR root; simulated enclaves are accepted. Never use it for real secrets.")
+	fmt.Fprintf(stdout, `asps dev server on %s (simulator root; demo policy %s)
+server key pin: %x
+
+Next, in another shell:
+  asps fetch --server %s --dev-dir %s demo-key db-password
+  asps whoami --server %s --dev-dir %s
+Edit %s and the server reloads it.
+`, env.Addr, env.PolicyPath, env.ServerPin, env.Addr, *dir, env.Addr, *dir, env.PolicyPath)
+	<-ctx.Done()
+	logger.Info("shutting down")
+	return nil
+}
+
+func defaultDevDir() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "asps", "dev")
+	}
+	return filepath.Join(os.TempDir(), "asps-dev")
+}
+
+func reloadOnHUP(ctx context.Context, reload func() error, logger *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			if err := reload(); err != nil {
+				logger.Error("policy reload on SIGHUP failed; the old policy stays in force", "err", err)
+			} else {
+				logger.Info("policy reloaded on SIGHUP")
+			}
+		}
+	}
+}
+
+// clientFlags are the flags of every command that talks to a server as a
+// workload.
+type clientFlags struct {
+	server, pin, ca, serverName string
+	tee, devDir, simTEE         string
+	timeout                     time.Duration
+}
+
+func (f *clientFlags) register(fs interface {
+	StringVar(*string, string, string, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+}) {
+	fs.StringVar(&f.server, "server", "", "server `ADDR` (host:port)")
+	fs.StringVar(&f.pin, "server-pin", "", "trust the server by the SHA-256 of its key (`HEX`, as asps dev prints)")
+	fs.StringVar(&f.ca, "server-ca", "", "trust the server by a CA certificate `PEM`")
+	fs.StringVar(&f.serverName, "server-name", "", "the name the server's certificate must carry (with --server-ca)")
+	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto, or sim (dev mode only)")
+	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --tee sim")
+	fs.StringVar(&f.simTEE, "sim-tee", "sgx", "dev mode: simulate an sgx enclave or a tdx trust domain")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after `D`")
+}
+
+func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
+	if f.server == "" {
+		if f.devDir == "" {
+			return nil, &exitError{code: 2, msg: "--server is required"}
+		}
+		b, err := os.ReadFile(filepath.Join(f.devDir, "server.addr"))
+		if err != nil {
+			return nil, &exitError{code: 2, msg: "--server is required (no server.addr in --dev-dir)"}
+		}
+		f.server = strings.TrimSpace(string(b))
+	}
+	auth, err := f.serverAuth()
+	if err != nil {
+		return nil, err
+	}
+	a, err := f.attester()
+	if err != nil {
+		return nil, err
+	}
+	return client.Dial(ctx, client.Config{Server: f.server, Attester: a, ServerAuth: auth})
+}
+
+func (f *clientFlags) serverAuth() (ratls.ServerAuth, error) {
+	pin := f.pin
+	if pin == "" && f.devDir != "" && f.ca == "" {
+		b, err := os.ReadFile(filepath.Join(f.devDir, "server.pin"))
+		if err != nil {
+			return ratls.ServerAuth{}, fmt.Errorf("--dev-dir: %w", err)
+		}
+		pin = strings.TrimSpace(string(b))
+	}
+	switch {
+	case pin != "":
+		b, err := hex.DecodeString(pin)
+		if err != nil || len(b) != 32 {
+			return ratls.ServerAuth{}, &exitError{code: 2, msg: "--server-pin: want 64 hex digits"}
+		}
+		return ratls.ServerByPin([32]byte(b)), nil
+	case f.ca != "":
+		pem, err := os.ReadFile(f.ca)
+		if err != nil {
+			return ratls.ServerAuth{}, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return ratls.ServerAuth{}, &exitError{code: 2, msg: "--server-ca: no certificate in " + f.ca}
+		}
+		return ratls.ServerByCA(pool, f.serverName), nil
+	}
+	return ratls.ServerAuth{}, &exitError{code: 2, msg: "say how to trust the server: --server-pin HEX or --server-ca PEM"}
+}
+
+func (f *clientFlags) attester() (attest.Attester, error) {
+	tee := f.tee
+	if f.devDir != "" {
+		tee = "sim"
+	}
+	switch tee {
+	case "sim":
+		if f.devDir == "" {
+			return nil, &exitError{code: 2, msg: "--tee sim needs --dev-dir (the simulator PKI of `asps dev`)"}
+		}
+		pki, err := sim.LoadPKI(filepath.Join(f.devDir, "pki"))
+		if err != nil {
+			return nil, fmt.Errorf("simulator PKI: %w", err)
+		}
+		t := claims.TEE(f.simTEE)
+		return devmode.Attester(pki, t, devmode.DemoIdentity(t))
+	case "auto":
+		return attest.Detect()
+	default:
+		return attest.ByName(tee)
+	}
+}
+
+func fetch(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("fetch", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	out := fs.String("out", "", "write each secret to `DIR`/NAME (mode 0600) instead of stdout")
+	format := fs.String("format", "raw", "stdout format: raw, hex, base64, or intel (\"Secret received: 42-cd-…\")")
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(names) == 0 {
+		return &exitError{code: 2, msg: "usage: asps fetch --server ADDR (--server-pin HEX | --server-ca PEM) NAME..."}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	c, err := cf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	secrets, err := c.GetSecrets(ctx, names...)
+	if err != nil {
+		return err
+	}
+	for _, s := range secrets {
+		if *out != "" {
+			if err := writeSecretFile(filepath.Join(*out, s.Name), s.Value); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(*out, s.Name))
+			continue
+		}
+		switch *format {
+		case "raw":
+			stdout.Write(s.Value)
+		case "hex":
+			fmt.Fprintln(stdout, hex.EncodeToString(s.Value))
+		case "base64":
+			fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(s.Value))
+		case "intel":
+			fmt.Fprintln(stdout, secretLine(s.Value))
+		default:
+			return &exitError{code: 2, msg: "--format: raw, hex, base64 or intel"}
+		}
+	}
+	return nil
+}
+
+func writeSecretFile(path string, v []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(v); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func whoami(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("whoami", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	c, err := cf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	w, err := c.WhoAmI(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "tee %s  status %s  simulated %v  debug %v\n", w.GetTee(), w.GetTcbStatus(), w.GetSimulated(), w.GetDebug())
+	if s := w.GetSgx(); s != nil {
+		fmt.Fprintf(stdout, "mr_enclave %x\nmr_signer  %x\nisv_prod_id %d  isv_svn %d\n", s.GetMrEnclave(), s.GetMrSigner(), s.GetIsvProdId(), s.GetIsvSvn())
+	}
+	if t := w.GetTdx(); t != nil {
+		fmt.Fprintf(stdout, "mr_td %x\nrtmr0 %x\n", t.GetMrTd(), t.GetRtmr0())
+	}
+	if w.GetMatchedApp() == "" {
+		fmt.Fprintf(stdout, "matched no app: %s\n", w.GetMatchError())
+		return nil
+	}
+	fmt.Fprintf(stdout, "app %s may read: %s\n", w.GetMatchedApp(), strings.Join(w.GetSecretNames(), ", "))
+	return nil
+}
