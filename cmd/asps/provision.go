@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -340,5 +341,68 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprintf(stdout, "app %s may read: %s\n", w.GetMatchedApp(), strings.Join(w.GetSecretNames(), ", "))
+	return nil
+}
+
+func init() {
+	register(command{name: "bench provision", summary: "load test: concurrent simulated enclaves provisioning over RA-TLS", run: benchProvision})
+}
+
+func benchProvision(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench provision", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	clients := fs.Int("clients", 8, "concurrent simulated enclaves")
+	dur := fs.Duration("duration", 5*time.Second, "how long to run")
+	fresh := fs.Bool("fresh-evidence", false, "a new key pair and quote for every provision (default: one per client, as a workload process makes)")
+	asJSON := fs.Bool("json", false, "print provisions_per_sec, p50_ms, p99_ms, errors as JSON")
+	names, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *dur+time.Minute)
+	defer cancel()
+	o := devmode.BenchOptions{Clients: *clients, Duration: *dur, FreshEvidence: *fresh, Names: names}
+	if cf.server == "" && cf.devDir == "" {
+		env, err := devmode.Start(ctx, devmode.Options{})
+		if err != nil {
+			return err
+		}
+		defer env.Stop()
+		o.Addr, o.ServerAuth = env.Addr, ratls.ServerByPin(env.ServerPin)
+		if o.Attester, err = devmode.Attester(env.PKI, claims.SGX, devmode.DemoIdentity(claims.SGX)); err != nil {
+			return err
+		}
+	} else {
+		if cf.devDir == "" {
+			return &exitError{code: 2, msg: "with --server, give --dev-dir (the simulator PKI the server trusts)"}
+		}
+		if o.ServerAuth, err = cf.serverAuth(); err != nil {
+			return err
+		}
+		if o.Attester, err = cf.attester(); err != nil {
+			return err
+		}
+		if cf.server == "" {
+			b, err := os.ReadFile(filepath.Join(cf.devDir, "server.addr"))
+			if err != nil {
+				return err
+			}
+			cf.server = strings.TrimSpace(string(b))
+		}
+		o.Addr = cf.server
+	}
+	r, err := devmode.RunBench(ctx, o)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(r)
+	}
+	fmt.Fprintf(stdout, "%d provisions in %.1fs with %d clients: %.0f provisions/s, p50 %.2f ms, p99 %.2f ms, %d errors\n",
+		r.Provisions, r.Seconds, r.Clients, r.ProvisionsPerSec, r.P50ms, r.P99ms, r.Errors)
+	if r.FirstError != "" {
+		fmt.Fprintf(stdout, "first error: %s\n", r.FirstError)
+	}
 	return nil
 }

@@ -73,7 +73,7 @@ func simQuote(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.QuoteVersion, "quote-version", 0, "quote `VERSION`: 3, 4 or 5 (default 3 for SGX, 4 for TDX)")
 	fs.IntVar(&o.BodyType, "body-type", 0, "v5 body `TYPE`: 1 SGX, 2 TD 1.0, 3 TD 1.5 (default for TDX v5)")
 	hexFlag := func(name string, dst []byte, usage string) {
-		fs.Var(&hexValue{dst: dst}, name, usage+" (`HEX`)")
+		fs.Var(&hexValue{dst: dst}, name, usage+" in `HEX`")
 	}
 	// SGX identity.
 	hexFlag("mr-enclave", id.MrEnclave[:], "enclave MRENCLAVE, 32 bytes")
@@ -95,7 +95,7 @@ func simQuote(args []string, stdout, stderr io.Writer) error {
 	hexFlag("xfam", id.Xfam[:], "TD XFAM, 8 bytes (default e71a060000000000)")
 	hexFlag("mr-seam", id.MrSeam[:], "TDX module MRSEAM, 48 bytes")
 	fs.BoolVar(&id.Debug, "debug", false, "set the debug attribute (a debug enclave or TD)")
-	fs.Var(&hexValue{dst: o.ReportData[:], pad: true}, "report-data", "report data, up to 64 bytes, zero-padded (`HEX`)")
+	fs.Var(&hexValue{dst: o.ReportData[:], pad: true}, "report-data", "report data, up to 64 bytes in `HEX`, zero-padded")
 	// Platform and collateral.
 	fs.StringVar(&o.TCBStatus, "tcb-status", "", "platform TCB `STATUS`: "+strings.Join(sim.PlatformStatuses(), ", ")+" or "+sim.NoMatchingLevel+" (default UpToDate)")
 	fs.StringVar(&o.QETCBStatus, "qe-tcb-status", "", "QE TCB `STATUS`: UpToDate, OutOfDate, Revoked or "+sim.NoMatchingLevel)
