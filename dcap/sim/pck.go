@@ -60,7 +60,7 @@ type sgxItem struct {
 func rawOf(v any, params string) (asn1.RawValue, error) {
 	b, err := asn1.MarshalWithParams(v, params)
 	if err != nil {
-		return asn1.RawValue{}, err
+		return asn1.RawValue{}, fmt.Errorf("sim: SGX extension: %w", err)
 	}
 	return asn1.RawValue{FullBytes: b}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hkdf"
+	"crypto/hmac"
 	crand "crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -157,14 +158,13 @@ func deriveKey(secret []byte, label string) (*ecdsa.PrivateKey, error) {
 	return nil, fmt.Errorf("sim: derive key %s: no valid scalar", label)
 }
 
-// derive returns n deterministic bytes for label.
+// derive returns n (at most 32) deterministic bytes for label:
+// HMAC-SHA-256 keyed with the PKI's secret.
 func (p *PKI) derive(label string, n int) []byte {
-	b, err := hkdf.Key(sha256.New, p.secret, []byte("asps-sim-bytes-v1"), label, n)
-	if err != nil {
-		// hkdf.Key fails only for an output longer than 255 hashes.
-		panic("sim: hkdf: " + err.Error())
-	}
-	return b
+	m := hmac.New(sha256.New, p.secret)
+	m.Write([]byte("asps-sim-bytes-v1\x00"))
+	m.Write([]byte(label))
+	return m.Sum(nil)[:min(n, sha256.Size)]
 }
 
 // serial returns a positive 20-byte certificate serial number for label.
@@ -175,7 +175,8 @@ func (p *PKI) serial(label string) *big.Int {
 }
 
 // Certificate building. Names and extensions are encoded by hand so that
-// their order is Intel's: subject CN, O, L, ST, C as UTF8Strings;
+// their order is Intel's: subject CN, O, L, ST as UTF8Strings and C as a
+// PrintableString;
 // extensions AKI, CRL distribution points, SKI, key usage, basic
 // constraints, then the SGX extension.
 
@@ -203,7 +204,11 @@ func rawName(cn string) ([]byte, error) {
 		oid asn1.ObjectIdentifier
 		v   string
 	}{{oidCN, cn}, {oidO, Organization}, {oidL, "Santa Clara"}, {oidST, "CA"}, {oidC, "US"}} {
-		rdns = append(rdns, []atv{{Type: a.oid, Value: asn1.RawValue{Tag: asn1.TagUTF8String, Bytes: []byte(a.v)}}})
+		tag := asn1.TagUTF8String
+		if a.oid.Equal(oidC) {
+			tag = asn1.TagPrintableString // countryName is a PrintableString (RFC 5280), in Intel's too
+		}
+		rdns = append(rdns, []atv{{Type: a.oid, Value: asn1.RawValue{Tag: tag, Bytes: []byte(a.v)}}})
 	}
 	type rdnSet []atv
 	seq := make([]asn1.RawValue, 0, len(rdns))
@@ -259,30 +264,33 @@ func issue(spec certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKey)
 	}
 	akiDER, err := asn1.Marshal(akiSeq{ID: aki})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	// CRLDistributionPoints ::= SEQUENCE OF DistributionPoint {
 	//   distributionPoint [0] { fullName [0] GeneralNames { [6] URI } } }
-	uri := asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(spec.crlURL)}
-	fullName, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: mustMarshal(uri)})
+	uri, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(spec.crlURL)})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
+	}
+	fullName, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: uri})
+	if err != nil {
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	dpName, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: fullName})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	dp, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: dpName})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	crldp, err := asn1.Marshal(asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: dp})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	skiDER, err := asn1.Marshal(ski)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	var ku asn1.BitString
 	if spec.crlSign {
@@ -294,7 +302,7 @@ func issue(spec certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKey)
 	}
 	kuDER, err := asn1.Marshal(ku)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	var bcDER []byte
 	if spec.ca {
@@ -308,7 +316,7 @@ func issue(spec certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKey)
 		}{})
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sim: %s extensions: %w", spec.cn, err)
 	}
 	exts := []pkix.Extension{
 		{Id: oidExtAKI, Value: akiDER},
@@ -343,14 +351,6 @@ func issue(spec certSpec, parent *x509.Certificate, parentKey *ecdsa.PrivateKey)
 		return nil, fmt.Errorf("sim: parse %s: %w", spec.cn, err)
 	}
 	return c, nil
-}
-
-func mustMarshal(v any) []byte {
-	b, err := asn1.Marshal(v)
-	if err != nil {
-		panic("sim: asn1: " + err.Error()) // only for values built here
-	}
-	return b
 }
 
 const crlBase = "https://sim.asps.invalid/sgx/certification/v4/"

@@ -8,6 +8,12 @@
 // Nothing here is trusted by default: the simulator's root is not Intel's,
 // and a verifier accepts its quotes only when given that root explicitly.
 //
+// The structure is checked against an independent implementation:
+// scripts/sim_crosscheck.py has dcap-qvl verify simulated cases, and
+// TestDCAPQVLCrossCheck compares its verdicts with asps's. dcap-qvl takes
+// SGX quotes only as v3, so the SGX v4 and v5 quotes made here (which
+// Intel's specification allows) are checked by asps's verifier alone.
+//
 //	c, err := sim.NewCase(sim.Options{TEE: claims.TDX, TCBStatus: claims.StatusOutOfDate})
 //	v := dcap.NewVerifier(dcap.WithTrustAnchors(c.Root))
 //	res, err := v.Verify(c.Quote, c.Collateral, c.At)
