@@ -114,9 +114,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Audit receives the audit records (nil: the log only).
 	Audit *audit.Logger
-	// Policy and Secrets override the demo ones.
+	// Policy and Secrets override the demo ones; Store replaces the
+	// memory store altogether.
 	Policy  []byte
 	Secrets map[string][]byte
+	Store   store.Store
 }
 
 // Env is a running dev server.
@@ -186,7 +188,10 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if secrets == nil {
 		secrets = DemoSecrets()
 	}
-	st := store.NewMemory(secrets)
+	var st store.Store = store.NewMemory(secrets)
+	if o.Store != nil {
+		st = o.Store
+	}
 
 	// Collateral for the simulated platforms, renewed as it ages.
 	dv := dcap.NewVerifier(dcap.WithTrustAnchors(pki.Root))

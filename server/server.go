@@ -10,8 +10,10 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -79,14 +81,17 @@ func New(opts Options) (*Server, error) {
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = 10 * time.Second
 	}
-	// The handshake requires a client certificate and proves the client
-	// holds its key; the RA-TLS verification itself (evidence, binding,
-	// quote) runs in each handler through Verifier.PeerClaims — cached by
-	// certificate — so that a refusal reaches the client as a gRPC status
-	// naming the failed check, and is audited, instead of a bare TLS alert.
-	// Nothing is served before it succeeds.
+	// The handshake asks for a client certificate and, when one is given,
+	// proves the client holds its key. The RA-TLS verification itself
+	// (evidence, binding, quote) runs in each handler through
+	// Verifier.PeerClaims — cached by certificate — so that a refusal,
+	// including "no certificate", reaches the client as a gRPC status
+	// naming the failed check and is audited, instead of a bare TLS
+	// alert. No secret is served before it succeeds; only the health and
+	// reflection services answer an unattested peer.
 	tlsConf := opts.Verifier.ServerConfig(opts.Certificate)
 	tlsConf.VerifyConnection = nil
+	tlsConf.ClientAuth = tls.RequestClientCert
 	s := &Server{opts: opts, health: health.NewServer()}
 	sopts := []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tlsConf))}
 	if opts.Metrics != nil {
@@ -142,6 +147,9 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok {
 		return status.Error(codes.Unauthenticated, "not a TLS connection")
+	}
+	if len(info.State.PeerCertificates) == 0 {
+		return status.Error(codes.Unauthenticated, "attestation: no client certificate: present an RA-TLS certificate whose quote binds its key")
 	}
 	c, err := s.opts.Verifier.PeerClaims(ctx, info.State)
 	if err != nil {
@@ -368,6 +376,9 @@ func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretReq
 	if req.GetKey() == "" {
 		return nil, status.Error(codes.InvalidArgument, "no secret key")
 	}
+	if err := checkIntelCtx(ctx, req.GetCtx()); err != nil {
+		return nil, err
+	}
 	vals, err := x.s.provision(ctx, "secretmanager.SecretManger/GetSecret", []string{req.GetKey()})
 	if err != nil {
 		return nil, err
@@ -375,4 +386,29 @@ func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretReq
 	return &intelaspspb.SecretReply{Value: string(vals[0])}, nil
 }
 
-var _ = fmt.Sprintf
+// checkIntelCtx: Intel's client sends its RA-TLS certificate in ctx over a
+// TLS connection without a client certificate, so anyone who saw it could
+// replay it. asps needs the certificate in the handshake, where the client
+// proves it holds the key; a ctx certificate, if sent, must be that same
+// certificate.
+func checkIntelCtx(ctx context.Context, c string) error {
+	if strings.TrimSpace(c) == "" {
+		return nil
+	}
+	blk, _ := pem.Decode([]byte(c))
+	if blk == nil {
+		return status.Error(codes.InvalidArgument, "ctx: not a PEM certificate")
+	}
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return status.Error(codes.Unauthenticated, "no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return status.Error(codes.Unauthenticated, "attestation: the certificate in ctx must also be presented in the TLS handshake (a certificate sent only in ctx can be replayed)")
+	}
+	if !bytes.Equal(info.State.PeerCertificates[0].Raw, blk.Bytes) {
+		return status.Error(codes.Unauthenticated, fmt.Sprintf("attestation: the certificate in ctx is not the TLS client certificate of this connection"))
+	}
+	return nil
+}
