@@ -1,0 +1,81 @@
+package ratls
+
+import (
+	"container/list"
+	"sync"
+	"time"
+
+	"github.com/asps-project/asps/claims"
+)
+
+// resultCache is a bounded LRU of verified claims keyed by the SHA-256 of a
+// certificate's DER encoding; entries expire.
+type resultCache struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List // front = most recently used
+	items map[[32]byte]*list.Element
+}
+
+type cacheEntry struct {
+	key     [32]byte
+	claims  *claims.Claims
+	expires time.Time
+}
+
+func newResultCache(max int) *resultCache {
+	return &resultCache{max: max, ll: list.New(), items: map[[32]byte]*list.Element{}}
+}
+
+// get returns a copy of the cached claims for key if present and not
+// expired at now.
+func (c *resultCache) get(key [32]byte, now time.Time) (*claims.Claims, bool) {
+	if c == nil || c.max <= 0 {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*cacheEntry)
+	if !now.Before(e.expires) {
+		c.ll.Remove(el)
+		delete(c.items, key)
+		return nil, false
+	}
+	c.ll.MoveToFront(el)
+	return cloneClaims(e.claims), true
+}
+
+func (c *resultCache) put(key [32]byte, cl *claims.Claims, expires time.Time) {
+	if c == nil || c.max <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		e := el.Value.(*cacheEntry)
+		e.claims, e.expires = cloneClaims(cl), expires
+		c.ll.MoveToFront(el)
+		return
+	}
+	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, claims: cloneClaims(cl), expires: expires})
+	for c.ll.Len() > c.max {
+		old := c.ll.Back()
+		c.ll.Remove(old)
+		delete(c.items, old.Value.(*cacheEntry).key)
+	}
+}
+
+func (c *resultCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}
+
+// registry remembers, process-wide, the claims of every certificate some
+// Verifier accepted, so ClaimsFromConnectionState can answer for a
+// connection whose handshake verified its peer.
+var registry = newResultCache(4096)

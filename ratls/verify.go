@@ -1,0 +1,236 @@
+package ratls
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"time"
+
+	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/dcap"
+)
+
+// QuoteVerifier verifies a quote — signature, certificate chain, collateral,
+// TCB — and returns what it proved. It does not know about certificates;
+// binding the quote to the TLS key is this package's job. A server adapts
+// a dcap.Verifier and a collateral source to it.
+type QuoteVerifier interface {
+	Verify(ctx context.Context, quote []byte) (*claims.Claims, error)
+}
+
+// QuoteVerifierFunc adapts a function to QuoteVerifier.
+type QuoteVerifierFunc func(ctx context.Context, quote []byte) (*claims.Claims, error)
+
+// Verify calls f.
+func (f QuoteVerifierFunc) Verify(ctx context.Context, quote []byte) (*claims.Claims, error) {
+	return f(ctx, quote)
+}
+
+// VerifyOptions tune a Verifier. The zero value is strict.
+type VerifyOptions struct {
+	// AllowDebug accepts quotes from debug enclaves and debug TDs. Off,
+	// they are refused with ErrDebugEnclave: a debug enclave's memory is
+	// open to the host.
+	AllowDebug bool
+	// Check, when set, is called with the verified claims; an error
+	// rejects the peer (ErrClaimsRejected). A client pins the server's
+	// measurements here.
+	Check func(*claims.Claims) error
+	// MaxEvidenceSize caps an evidence extension (default
+	// DefaultMaxEvidenceSize, 64 KiB).
+	MaxEvidenceSize int
+	// IgnoreValidity skips the certificate's NotBefore/NotAfter check.
+	IgnoreValidity bool
+	// CacheSize bounds the verification cache (default 1024 entries; a
+	// negative value disables caching).
+	CacheSize int
+	// CacheTTL bounds how long a result is reused (default 10 minutes);
+	// it is also bounded by the claims' CollateralExpiry and the
+	// certificate's NotAfter.
+	CacheTTL time.Duration
+	// Timeout bounds a verification started by a TLS handshake that has
+	// no context of its own (client side; default 30s).
+	Timeout time.Duration
+	// Now overrides the clock (tests).
+	Now func() time.Time
+}
+
+// Verifier verifies RA-TLS certificates: evidence, binding, then the quote
+// through a QuoteVerifier. It caches results by certificate hash. It is
+// safe for concurrent use.
+type Verifier struct {
+	qv    QuoteVerifier
+	opts  VerifyOptions
+	cache *resultCache
+}
+
+// NewVerifier returns a Verifier over qv. A nil qv rejects everything with
+// ErrNoVerifier.
+func NewVerifier(qv QuoteVerifier, opts VerifyOptions) *Verifier {
+	if opts.MaxEvidenceSize <= 0 {
+		opts.MaxEvidenceSize = DefaultMaxEvidenceSize
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 1024
+	}
+	if opts.CacheTTL <= 0 {
+		opts.CacheTTL = 10 * time.Minute
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Verifier{qv: qv, opts: opts, cache: newResultCache(max(opts.CacheSize, 0))}
+}
+
+// Verify checks an RA-TLS certificate and returns the verified claims of
+// its quote. Checks, in order: supported key, no unknown critical
+// extension, valid self-signature, validity period, an evidence extension
+// (TCG first, then Gramine, SGX SDK, Occlum), its size and structure, the
+// quote's structure, the binding of the quote to the certificate key, then
+// the quote itself (QuoteVerifier), debug mode and the caller's Check.
+// A result is cached by the certificate's SHA-256 until the claims'
+// CollateralExpiry, the certificate's NotAfter or CacheTTL, whichever
+// comes first.
+func (v *Verifier) Verify(ctx context.Context, cert *x509.Certificate) (*claims.Claims, error) {
+	if v == nil {
+		return nil, fail("verify certificate", ErrNoVerifier, "nil Verifier")
+	}
+	if cert == nil {
+		return nil, fail("verify certificate", ErrNoCertificate, "nil certificate")
+	}
+	now := time.Now()
+	if v.opts.Now != nil {
+		now = v.opts.Now()
+	}
+	key := sha256.Sum256(cert.Raw)
+	if c, ok := v.cache.get(key, now); ok {
+		return c, nil
+	}
+	c, err := v.verify(ctx, cert, now)
+	if err != nil {
+		return nil, err
+	}
+	exp := now.Add(v.opts.CacheTTL)
+	if !c.CollateralExpiry.IsZero() && c.CollateralExpiry.Before(exp) {
+		exp = c.CollateralExpiry
+	}
+	if cert.NotAfter.Before(exp) && !v.opts.IgnoreValidity {
+		exp = cert.NotAfter
+	}
+	v.cache.put(key, c, exp)
+	registry.put(key, c, exp)
+	return cloneClaims(c), nil
+}
+
+func (v *Verifier) verify(ctx context.Context, cert *x509.Certificate, now time.Time) (*claims.Claims, error) {
+	if v.qv == nil {
+		return nil, fail("verify quote", ErrNoVerifier, "no quote verifier")
+	}
+	if err := checkKey(cert); err != nil {
+		return nil, err
+	}
+	if crit := unknownCritical(cert); len(crit) > 0 {
+		return nil, fail("check certificate", ErrUnknownCriticalExtension, "%v", crit)
+	}
+	if err := checkSelfSignature(cert); err != nil {
+		return nil, err
+	}
+	if !v.opts.IgnoreValidity && (now.Before(cert.NotBefore) || now.After(cert.NotAfter)) {
+		return nil, fail("check certificate", ErrCertificateValidity, "valid %s to %s, now %s",
+			cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	evs, err := FindEvidence(cert, v.opts.MaxEvidenceSize)
+	if err != nil {
+		return nil, err
+	}
+	// The first extension in priority order decides; the others are
+	// ignored (the SGX SDK's legacy copy does not bind the key).
+	ev := evs[0]
+	q, err := dcap.ParseQuote(ev.Quote)
+	if err != nil {
+		return nil, failWith("parse quote", ErrMalformedEvidence, err, "quote in extension %s", ev.OID)
+	}
+	if b := CheckBinding(ev, q, cert.RawSubjectPublicKeyInfo); !b.Binds {
+		return nil, b.Err
+	}
+	c, err := v.qv.Verify(ctx, ev.Quote)
+	if err != nil {
+		return nil, failWith("verify quote", ErrQuoteRejected, err, "quote in extension %s", ev.OID)
+	}
+	if c == nil {
+		return nil, fail("verify quote", ErrQuoteRejected, "quote verifier returned no claims")
+	}
+	c = cloneClaims(c)
+	rd := q.ReportData()
+	switch {
+	case len(c.ReportData) == 0:
+		c.ReportData = rd[:]
+	case !bytes.Equal(c.ReportData, rd[:]):
+		// A verifier answering about another quote would break the
+		// binding just checked.
+		return nil, fail("verify quote", ErrBindingMismatch, "verifier's claims have report_data %s, the quote has %s",
+			hex.EncodeToString(c.ReportData), hex.EncodeToString(rd[:]))
+	}
+	if c.Runtime == "" {
+		c.Runtime = map[Format]string{FormatGramine: "gramine", FormatSGXSDK: "sgx-sdk", FormatOcclum: "occlum"}[ev.Format]
+	}
+	if c.Debug && !v.opts.AllowDebug {
+		return nil, fail("check claims", ErrDebugEnclave, "the quote's %s is in debug mode; debug enclaves are not allowed", teeNoun(c))
+	}
+	if v.opts.Check != nil {
+		if err := v.opts.Check(cloneClaims(c)); err != nil {
+			return nil, failWith("check claims", ErrClaimsRejected, err, "")
+		}
+	}
+	return c, nil
+}
+
+func teeNoun(c *claims.Claims) string {
+	if c.TEE == claims.TDX {
+		return "TD"
+	}
+	return "enclave"
+}
+
+// cloneClaims deep-copies claims so cached values cannot be changed by a
+// caller.
+func cloneClaims(c *claims.Claims) *claims.Claims {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	out.ReportData = bytes.Clone(c.ReportData)
+	out.AdvisoryIDs = append([]string(nil), c.AdvisoryIDs...)
+	if c.AdvisoryIDs != nil && out.AdvisoryIDs == nil {
+		out.AdvisoryIDs = []string{}
+	}
+	if c.SGX != nil {
+		s := *c.SGX
+		for _, h := range []*claims.Hex{&s.MrEnclave, &s.MrSigner, &s.ConfigID, &s.IsvExtProdID, &s.IsvFamilyID, &s.Attributes, &s.CPUSvn} {
+			*h = bytes.Clone(*h)
+		}
+		out.SGX = &s
+	}
+	if c.TDX != nil {
+		t := *c.TDX
+		for _, h := range []*claims.Hex{&t.TeeTcbSvn, &t.MrSeam, &t.MrSignerSeam, &t.SeamAttributes, &t.TdAttributes, &t.Xfam,
+			&t.MrTd, &t.MrConfigID, &t.MrOwner, &t.MrOwnerConfig, &t.Rtmr0, &t.Rtmr1, &t.Rtmr2, &t.Rtmr3, &t.TeeTcbSvn2, &t.MrServiceTd} {
+			*h = bytes.Clone(*h)
+		}
+		out.TDX = &t
+	}
+	return &out
+}
+
+// verifyLeaf verifies the first certificate of a TLS peer.
+func (v *Verifier) verifyLeaf(ctx context.Context, peer []*x509.Certificate) (*claims.Claims, error) {
+	if len(peer) == 0 {
+		return nil, fail("verify peer", ErrNoCertificate, "want a self-signed RA-TLS certificate")
+	}
+	return v.Verify(ctx, peer[0])
+}
