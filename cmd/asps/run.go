@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+)
+
+func init() {
+	register(command{name: "run", summary: "fetch secrets, place them in environment variables or files, then exec a program", run: runCmd})
+}
+
+// mapping is NAME=TARGET, repeatable.
+type mapping []struct{ name, target string }
+
+func (m *mapping) String() string { return fmt.Sprint(*m) }
+
+func (m *mapping) Set(v string) error {
+	name, target, ok := strings.Cut(v, "=")
+	if !ok || name == "" || target == "" {
+		return fmt.Errorf("want SECRET=TARGET, got %q", v)
+	}
+	*m = append(*m, struct{ name, target string }{name, target})
+	return nil
+}
+
+// runPlan is what asps run will do once the secrets arrive.
+type runPlan struct {
+	env, files mapping
+	argv       []string
+}
+
+func (p *runPlan) names() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range append(append(mapping{}, p.env...), p.files...) {
+		if !seen[m.name] {
+			seen[m.name] = true
+			out = append(out, m.name)
+		}
+	}
+	return out
+}
+
+// apply writes the files and returns the environment for the program.
+func (p *runPlan) apply(secrets map[string][]byte, environ []string) ([]string, error) {
+	for _, f := range p.files {
+		if err := writeSecretFile(f.target, secrets[f.name]); err != nil {
+			return nil, fmt.Errorf("--file %s: %w", f.target, err)
+		}
+	}
+	env := append([]string(nil), environ...)
+	for _, e := range p.env {
+		v := secrets[e.name]
+		if strings.IndexByte(string(v), 0) >= 0 {
+			return nil, fmt.Errorf("--env %s: secret %q holds a NUL byte, which an environment variable cannot carry; use --file", e.target, e.name)
+		}
+		env = append(env, e.target+"="+string(v))
+	}
+	return env, nil
+}
+
+func runCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	var cf clientFlags
+	cf.register(fs)
+	var p runPlan
+	fs.Var(&p.env, "env", "put secret NAME in environment variable VAR (`NAME=VAR`, repeatable)")
+	fs.Var(&p.files, "file", "write secret NAME to PATH, mode 0600 (`NAME=PATH`, repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	p.argv = fs.Args()
+	if len(p.argv) > 0 && p.argv[0] == "--" {
+		p.argv = p.argv[1:]
+	}
+	if len(p.argv) == 0 || len(p.names()) == 0 {
+		return &exitError{code: 2, msg: "usage: asps run --server ADDR (--server-pin HEX | --server-ca PEM) [--env NAME=VAR] [--file NAME=PATH] -- CMD [ARGS]"}
+	}
+	path, err := exec.LookPath(p.argv[0])
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
+	defer cancel()
+	c, err := cf.dial(ctx)
+	if err != nil {
+		return err
+	}
+	secrets, err := c.GetSecrets(ctx, p.names()...)
+	c.Close()
+	if err != nil {
+		return err
+	}
+	byName := make(map[string][]byte, len(secrets))
+	for _, s := range secrets {
+		byName[s.Name] = s.Value
+	}
+	env, err := p.apply(byName, os.Environ())
+	if err != nil {
+		return err
+	}
+	// Replace this process: the program gets our PID, signals and stdio.
+	return syscall.Exec(path, p.argv, env)
+}

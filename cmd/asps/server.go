@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/asps-project/asps/audit"
+	"github.com/asps-project/asps/dcap"
+	"github.com/asps-project/asps/devmode"
+	"github.com/asps-project/asps/policy"
+	"github.com/asps-project/asps/ratls"
+	"github.com/asps-project/asps/server"
+	"github.com/asps-project/asps/store"
+)
+
+func init() {
+	register(command{name: "server", summary: "run the provisioning server (production mode)", run: serverCmd})
+}
+
+// envDefault returns the environment variable's value, or def.
+func envDefault(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func serverCmd(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("server", stderr)
+	policyPath := fs.String("policy", envDefault("ASPS_POLICY", ""), "policy `FILE` (JSON or YAML; Intel ASPS and Occlum formats are imported) [ASPS_POLICY]")
+	listen := fs.String("listen", envDefault("ASPS_LISTEN", ":7443"), "gRPC listen `ADDR` [ASPS_LISTEN]")
+	storeSpec := fs.String("store", envDefault("ASPS_STORE", ""), "secret store: file:PATH, or vault (with the --vault-* flags) [ASPS_STORE]")
+	vaultAddr := fs.String("vault-addr", envDefault("VAULT_ADDR", ""), "Vault/OpenBao `URL` [VAULT_ADDR]")
+	vaultCA := fs.String("vault-ca", envDefault("VAULT_CACERT", ""), "CA `PEM` for Vault's TLS [VAULT_CACERT]")
+	vaultNS := fs.String("vault-namespace", envDefault("VAULT_NAMESPACE", ""), "Vault namespace [VAULT_NAMESPACE]")
+	vaultKV := fs.Int("vault-kv-version", 1, "KV version of references without a kv1:/kv2: prefix")
+	roleID := fs.String("vault-role-id", envDefault("VAULT_ROLE_ID", ""), "AppRole role ID [VAULT_ROLE_ID] (the secret ID comes from VAULT_SECRET_ID)")
+	collateralFile := fs.String("collateral", envDefault("ASPS_COLLATERAL", ""), "collateral `FILE` (dcap-qvl JSON) used for every quote [ASPS_COLLATERAL]")
+	tlsCert := fs.String("tls-cert", envDefault("ASPS_TLS_CERT", ""), "server certificate `PEM` (default: a fresh self-signed one; its pin is printed)")
+	tlsKey := fs.String("tls-key", envDefault("ASPS_TLS_KEY", ""), "server key `PEM`")
+	auditPath := fs.String("audit", envDefault("ASPS_AUDIT", ""), "append audit records (JSON lines) to `FILE` [ASPS_AUDIT]")
+	metricsAddr := fs.String("metrics-listen", envDefault("ASPS_METRICS_LISTEN", ""), "serve Prometheus /metrics and /healthz on `ADDR`")
+	simRoot := fs.String("insecure-simulator-root", "", "INSECURE, dev only: trust this simulator root `PEM` instead of Intel's")
+	if _, err := parseInterspersed(fs, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	if *policyPath == "" {
+		return &exitError{code: 2, msg: "--policy is required"}
+	}
+	dev := *simRoot != ""
+
+	// Trust anchor.
+	var dopts []dcap.Option
+	if dev {
+		b, err := os.ReadFile(*simRoot)
+		if err != nil {
+			return err
+		}
+		roots, err := dcap.ParseChainPEM(b, "simulator root")
+		if err != nil {
+			return err
+		}
+		dopts = append(dopts, dcap.WithTrustAnchors(roots...))
+		logger.Warn("INSECURE DEV MODE: trusting a SIMULATOR root instead of Intel's SGX Root CA; simulated enclaves will be accepted", "root", roots[0].Subject.CommonName)
+	}
+	dv := dcap.NewVerifier(dopts...)
+
+	// Policy: ours, or imported from Intel ASPS / Occlum.
+	holder, inline, vaultFromPolicy, err := loadServerPolicy(*policyPath, dev, logger)
+	if err != nil {
+		return err
+	}
+
+	// Store.
+	st, err := openStore(*storeSpec, store.VaultConfig{
+		Address: firstNonEmpty(*vaultAddr, vaultFromPolicy), Token: os.Getenv("VAULT_TOKEN"), Namespace: *vaultNS,
+		CACert: *vaultCA, KVVersion: *vaultKV,
+	}, *roleID)
+	if err != nil {
+		return err
+	}
+
+	// Collateral.
+	if *collateralFile == "" {
+		return &exitError{code: 2, msg: "--collateral is required (a PCCS client is the next step)"}
+	}
+	cb, err := os.ReadFile(*collateralFile)
+	if err != nil {
+		return err
+	}
+	col, err := dcap.ParseCollateralJSON(cb)
+	if err != nil {
+		return fmt.Errorf("--collateral: %w", err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	metrics := server.NewMetrics(reg, dv)
+	qv := &server.QuoteVerifier{DCAP: dv, Collateral: server.StaticCollateral(col), Observe: metrics.ObserveVerify}
+	// Debug enclaves pass the RA-TLS layer so that the policy refuses them
+	// (unless an app sets allow_debug) with a reason and an audit record.
+	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true})
+
+	cert, err := serverCertificate(*tlsCert, *tlsKey, stdout)
+	if err != nil {
+		return err
+	}
+	var al *audit.Logger
+	if *auditPath != "" {
+		if al, err = audit.Open(*auditPath, logger); err != nil {
+			return err
+		}
+		defer al.Close()
+	} else {
+		al = audit.New(nil, logger)
+	}
+	srv, err := server.New(server.Options{Certificate: cert, Verifier: rv, Policy: holder, Store: st, Inline: inline, Audit: al, Logger: logger, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go holder.Watch(ctx, 2*time.Second, logger)
+	go reloadOnHUP(ctx, holder.Reload, logger)
+	if *metricsAddr != "" {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+			if err := st.Check(r.Context()); err != nil {
+				http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ok")
+		})
+		hs := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("metrics listener", "err", err)
+			}
+		}()
+		defer hs.Close()
+	}
+	logger.Info("asps server listening", "addr", l.Addr().String(), "policy", *policyPath, "store", st.Kind(), "dev", dev)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		logger.Info("shutting down: finishing in-flight requests")
+		done := make(chan struct{})
+		go func() { srv.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			srv.Stop()
+		}
+		return nil
+	}
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// loadServerPolicy loads our policy format, or imports Intel ASPS's or
+// Occlum's. A policy that admits simulated evidence is refused outside dev
+// mode, on load and on every reload.
+func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holder, store.Store, string, error) {
+	check := func(p *policy.Policy) error {
+		if p.AllowSimulated && !dev {
+			return errors.New("the policy sets allow_simulated, which a production server refuses (run with --insecure-simulator-root for dev)")
+		}
+		return nil
+	}
+	if h, err := policy.NewHolder(path, check); err == nil {
+		return h, nil, "", nil
+	} else if !errors.Is(err, policy.ErrUnknownField) && !errors.Is(err, policy.ErrSyntax) {
+		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	imp, err := policy.Import(data)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
+	for _, w := range imp.Warnings {
+		logger.Warn("policy import", "file", path, "warning", w)
+	}
+	if err := check(imp.Policy); err != nil {
+		return nil, nil, "", err
+	}
+	var inline store.Store
+	if len(imp.Inline) > 0 {
+		vals := imp.Inline
+		if imp.Format == "occlum" {
+			// Occlum's secret file holds base64 text; the store holds
+			// the bytes, and the Occlum service encodes them again.
+			vals = make(map[string][]byte, len(imp.Inline))
+			for ref, v := range imp.Inline {
+				b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(v)))
+				if err != nil {
+					return nil, nil, "", fmt.Errorf("policy %s: secret %s is not base64 as Occlum's secret file requires", path, ref)
+				}
+				vals[ref] = b
+			}
+		}
+		inline = store.NewMemory(vals)
+	}
+	return policy.NewFixedHolder(imp.Policy), inline, imp.VaultAddr, nil
+}
+
+func openStore(spec string, vc store.VaultConfig, roleID string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(spec, "file:"):
+		return store.OpenFile(strings.TrimPrefix(spec, "file:"))
+	case spec == "vault":
+		if roleID != "" {
+			vc.Token = ""
+			vc.AppRole = &store.AppRole{RoleID: roleID, SecretID: os.Getenv("VAULT_SECRET_ID")}
+		}
+		return store.NewVault(vc)
+	case spec == "" && vc.Address != "":
+		return store.NewVault(vc)
+	}
+	return nil, &exitError{code: 2, msg: "--store: file:PATH or vault"}
+}
+
+func serverCertificate(certPath, keyPath string, stdout io.Writer) (tls.Certificate, error) {
+	if certPath != "" {
+		c, err := tls.LoadX509KeyPair(certPath, keyPath)
+		if err != nil {
+			return c, fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		if c.Leaf == nil {
+			c.Leaf, _ = x509.ParseCertificate(c.Certificate[0])
+		}
+		return c, nil
+	}
+	c, pin, err := devmode.SelfSignedServerCert("asps server")
+	if err != nil {
+		return c, err
+	}
+	fmt.Fprintf(stdout, "server key pin (give clients --server-pin): %x\n", pin)
+	return c, nil
+}

@@ -1,0 +1,103 @@
+// Package policy decides which verified workloads may read which secrets.
+//
+// Data flows one way: a verifier turns evidence into claims.Claims; Match
+// finds the app those claims prove to be; Authorize turns the secret names
+// the workload asked for into store references. The policy never sees raw
+// evidence and never fetches a secret.
+//
+// # File format
+//
+// A policy is a JSON or YAML file (Load tells them by extension, else by
+// content). Decoding is strict: unknown fields, repeated keys, field names
+// in another case and YAML aliases are errors. Nothing matches by default:
+// an app with no measurement is an error, never a wildcard.
+//
+//	allow_simulated: false          # optional; true admits simulator evidence (dev only)
+//	apps:
+//	  - id: web                     # required, unique (ignoring case)
+//	    tee: sgx                    # required: sgx or tdx
+//	    runtime: gramine            # optional: claims.Runtime must equal it
+//	    mr_enclave: 88e2b4e857484d7ae982ab5cfd96f2600ac665b3abf9da2c4ea2f805d5b071cf
+//	    mr_signer: 19b4d48ff0331cb5e14e6870c8205c12cf55b9308b518e3002574b57fc109b27
+//	    isv_prod_id: 1
+//	    min_isv_svn: 2
+//	    tcb_statuses: [UpToDate, SWHardeningNeeded]
+//	    advisory_ids: [INTEL-SA-00615]
+//	    secrets:
+//	      tls_key: kv/web/tls_key   # name the workload asks for: store reference
+//	      db_password: kv/web/db
+//	  - id: batch
+//	    tee: tdx
+//	    mr_td: bac70e641d1b61e5f673f1c72ea1ab1a4e3f7393764d6711875d1ed348ca2c49d727404eb37b25cd993c56a1eda6856b
+//	    rtmr1: e4339a8cf732eb80f73fce42e60da65d6b1d4f00a4bf8183b82ae7cb3095a5926e6ac0a0d9d4540dce4132429a684789
+//	    store_token: hvs.CAESIexample  # optional: the store reads this app's secrets with it
+//	    secrets:
+//	      image_key: occlum/1/image_key
+//
+// Top level:
+//
+//   - apps (required, non-empty): the apps, matched in file order.
+//   - allow_simulated (default false): claims with Simulated set are refused
+//     unless it is true. A production server must refuse a policy that sets
+//     it (Policy.AllowSimulated; NewHolder's check applies it on every reload).
+//
+// Per app, selectors that must all hold:
+//
+//   - id (required): 1-256 printable characters, no blanks; a number is read
+//     as its digits.
+//   - tee (required): "sgx" or "tdx". Selectors of the other TEE are errors.
+//   - runtime: claims.Runtime must equal it ("gramine", "occlum", ...).
+//   - SGX: mr_enclave and/or mr_signer (32 bytes hex; at least one); if
+//     mr_signer stands alone, isv_prod_id is required. isv_prod_id (equal),
+//     min_isv_svn (isv_svn >= it), config_id (64 bytes hex, equal),
+//     min_config_svn (config_svn >= it).
+//   - TDX: mr_td (48 bytes hex, required), rtmr0..rtmr3, mr_config_id,
+//     mr_owner, mr_owner_config (48 bytes hex each, equal when set).
+//   - tcb_statuses: the TCB statuses accepted (names of
+//     claims.KnownStatuses, any case); default [UpToDate]. Revoked is never
+//     accepted.
+//   - advisory_ids: the advisories tolerated; a workload whose claims carry
+//     any other advisory ID is refused. Default none. "*" tolerates any
+//     advisory — dangerous: it admits platforms with known, unpatched
+//     vulnerabilities, and Describe warns about it.
+//   - allow_debug (default false): admit debug enclaves and TDs, whose host
+//     can read their memory. Dangerous; Describe warns about it.
+//
+// and what the app may read:
+//
+//   - secrets (required, non-empty): secret name → store reference. The
+//     reference is opaque here: a Vault path, a file store key, or
+//     "inline:..." for values imported inline (see Imported).
+//   - store_token: a credential the store uses for this app only (Intel
+//     ASPS's app_token). Held as a Token, which never prints.
+//
+// Measurements are hex of exactly the stated length (either case, optional
+// 0x). An empty, non-hex, wrong-length or (for mr_enclave, mr_signer and
+// mr_td) all-zero value is an error: Intel's ASPS treats "" or "abc" as
+// matching anything; asps refuses the file.
+//
+// # Decisions
+//
+// Policy.Match returns the first app whose selectors all hold, or a
+// *Denial: errors.Is tells the reason (ErrNoMatchingApp, ErrDebugNotAllowed,
+// ErrTCBStatusNotAllowed, ErrAdvisoryNotAllowed, ErrSimulatedNotAllowed,
+// ErrTEEMismatch, ErrBadClaims) and Detail shows seen vs expected, naming
+// the closest app. App.Authorize is all or nothing: one name the app may
+// not read refuses the request with ErrSecretNotAllowed. Load errors are
+// *LoadError values naming app and field.
+//
+// # Reloading
+//
+// A Holder keeps the current policy behind an atomic pointer. Reload (for
+// SIGHUP) and Watch (polling size, mtime and SHA-256) replace it only with a
+// policy that loads and passes the server's check; otherwise the old one
+// stays and the error says why.
+//
+// # Importing
+//
+// Import, ImportIntelASPS and ImportOcclum convert the policy files of
+// Intel's Attestation and Secret Provision Service and of Occlum's gRPC
+// RA-TLS server, with a warning for each thing the original accepted that
+// cannot be expressed safely; such apps are left out or refused, never
+// widened.
+package policy

@@ -1,0 +1,124 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/asps-project/asps/claims"
+)
+
+// Policy is a loaded, validated policy. It is immutable once returned by
+// Load, Parse or an importer and safe for concurrent use; callers must not
+// modify it (Holder shares one *Policy between goroutines).
+type Policy struct {
+	// AllowSimulated admits claims whose evidence chains to a simulator
+	// root. A production server must refuse to run with it set.
+	AllowSimulated bool
+	// Apps in file order; Match returns the first that holds.
+	Apps []*App
+	// Source is the file the policy was loaded from ("" if parsed from bytes).
+	Source string
+	// Digest is the hex SHA-256 of the bytes the policy was parsed from: the
+	// policy's version, for audit records and reload logs.
+	Digest string
+}
+
+// App is one workload identity and the secrets it may read.
+type App struct {
+	ID  string
+	TEE claims.TEE
+	// Runtime, if set, must equal claims.Runtime ("gramine", "occlum", ...).
+	Runtime string
+	// Exactly one of SGX and TDX is set, according to TEE.
+	SGX *SGXSelector
+	TDX *TDXSelector
+	// TCBStatuses the app accepts (canonical names from claims.KnownStatuses).
+	TCBStatuses []string
+	// AdvisoryIDs the app tolerates; "*" tolerates any.
+	AdvisoryIDs []string
+	AllowDebug  bool
+	// StoreToken is the credential the store uses for this app, if any.
+	StoreToken Token
+
+	secrets map[string]string // name -> store reference
+}
+
+// SGXSelector is what an SGX enclave must show. Unset fields (nil, 0) are
+// not checked; Parse guarantees MrEnclave or MrSigner is set, and IsvProdID
+// when MrSigner stands alone.
+type SGXSelector struct {
+	MrEnclave    claims.Hex // 32 bytes
+	MrSigner     claims.Hex // 32 bytes
+	IsvProdID    *uint16
+	MinIsvSvn    uint16
+	ConfigID     claims.Hex // 64 bytes
+	MinConfigSvn uint16
+}
+
+// TDXSelector is what a TDX trust domain must show. MrTd is always set; the
+// others are checked when set. All are 48 bytes.
+type TDXSelector struct {
+	MrTd          claims.Hex
+	Rtmr          [4]claims.Hex
+	MrConfigID    claims.Hex
+	MrOwner       claims.Hex
+	MrOwnerConfig claims.Hex
+}
+
+// SecretRef is one secret an app may read: the name the workload asked for
+// and where the store keeps it. Ref is opaque to the policy: a Vault path
+// ("occlum/1/image_key"), a file store key, or InlinePrefix+key for values
+// imported inline (see Imported).
+type SecretRef struct {
+	Name  string
+	Ref   string
+	Token Token // the app's store credential; unset means the store's own
+}
+
+// App returns the app with the given id, or nil.
+func (p *Policy) App(id string) *App {
+	for _, a := range p.Apps {
+		if a.ID == id {
+			return a
+		}
+	}
+	return nil
+}
+
+// SecretNames returns the names of the secrets the app may read, sorted.
+func (a *App) SecretNames() []string {
+	names := make([]string, 0, len(a.secrets))
+	for n := range a.secrets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Authorize returns the references of the named secrets, in request order
+// without repeats, or — if any name is not one of the app's secrets — a
+// *Denial with ErrSecretNotAllowed naming the first such name and nothing
+// else. A request that names no secret is refused the same way: use
+// SecretNames to ask for all of them.
+func (a *App) Authorize(names []string) ([]SecretRef, error) {
+	if len(names) == 0 {
+		return nil, &Denial{Reason: ErrSecretNotAllowed, App: a.ID, Detail: "the request names no secret"}
+	}
+	refs := make([]SecretRef, 0, len(names))
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		ref, ok := a.secrets[n]
+		if !ok {
+			return nil, &Denial{Reason: ErrSecretNotAllowed, App: a.ID, Detail: fmt.Sprintf(
+				"secret %s is not one app %q may read (it may read: %s)",
+				quoteShort(n), a.ID, strings.Join(a.SecretNames(), ", "))}
+		}
+		refs = append(refs, SecretRef{Name: n, Ref: ref, Token: a.StoreToken})
+	}
+	return refs, nil
+}
