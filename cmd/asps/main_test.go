@@ -176,3 +176,28 @@ func TestFetchAndRun(t *testing.T) {
 		t.Fatalf("the program saw %q", got)
 	}
 }
+
+// TestPolicyCheckCompat: every compat file loads or is refused with a
+// reason; none is accepted with its placeholder measurements.
+func TestPolicyCheckCompat(t *testing.T) {
+	files, _ := filepath.Glob(testdata.Path(t, "compat", "*"))
+	for _, f := range files {
+		if filepath.Ext(f) == ".md" {
+			continue
+		}
+		code, _, stderr := run(t, "policy", "check", f)
+		if code == 0 {
+			t.Errorf("%s: accepted, but every published example carries placeholders", filepath.Base(f))
+			continue
+		}
+		if !strings.Contains(stderr, "bad measurement") && !strings.Contains(stderr, "not a policy") && !strings.Contains(stderr, "no secrets") {
+			t.Errorf("%s: refused without a reason a user can act on: %s", filepath.Base(f), stderr)
+		}
+	}
+	dir := t.TempDir()
+	good := filepath.Join(dir, "p.yaml")
+	os.WriteFile(good, devmode.DemoPolicy(), 0o600)
+	if code, out, stderr := run(t, "policy", "check", good); code != 0 || !strings.Contains(out, "demo-enclave") || !strings.Contains(out, "demo-key") {
+		t.Fatalf("demo policy: %d %s %s", code, out, stderr)
+	}
+}
