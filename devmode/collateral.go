@@ -9,6 +9,7 @@ import (
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/sim"
+	"github.com/asps-project/asps/ratls"
 )
 
 // simCollateral serves the simulator's collateral for the default simulated
@@ -34,18 +35,18 @@ func newSimCollateral(pki *sim.PKI) (*simCollateral, error) {
 	return s, nil
 }
 
-func (s *simCollateral) get(_ context.Context, q *dcap.Quote) (*dcap.Collateral, bool, error) {
+func (s *simCollateral) get(_ context.Context, q *dcap.Quote) (*dcap.Collateral, ratls.CollateralInfo, error) {
 	tee := claims.TEE(q.TEE())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	if c, ok := s.col[tee]; ok && now.Sub(s.made[tee]) < 24*time.Hour {
-		return c, false, nil
+		return c, ratls.CollateralInfo{}, nil
 	}
 	c, err := s.att[tee].Collateral(now)
 	if err != nil {
-		return nil, false, fmt.Errorf("simulated collateral: %w", err)
+		return nil, ratls.CollateralInfo{}, fmt.Errorf("simulated collateral: %w", err)
 	}
 	s.col[tee], s.made[tee] = c, now
-	return c, false, nil
+	return c, ratls.CollateralInfo{}, nil
 }

@@ -199,7 +199,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	qv := &server.QuoteVerifier{DCAP: dv, Collateral: cols.get}
+	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: cols.get}
 	// Debug enclaves pass the RA-TLS layer; the policy refuses them unless
 	// an app allows debug, with a reason and an audit record.
 	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true})

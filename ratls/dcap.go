@@ -10,24 +10,63 @@ import (
 	"github.com/asps-project/asps/dcap"
 )
 
-// DCAPVerifier adapts a dcap.Verifier to QuoteVerifier.
+// CollateralInfo says how collateral was obtained, when it matters to the
+// verdict's record.
+type CollateralInfo struct {
+	// Grace is set when the collateral is past its next update and served
+	// only because an operator allowed a grace period.
+	Grace bool
+}
+
+// CollateralFunc returns the collateral for a parsed quote.
+type CollateralFunc func(ctx context.Context, q *dcap.Quote) (*dcap.Collateral, CollateralInfo, error)
+
+// StaticCollateral serves one collateral for every quote (a file's, or the
+// simulator's).
+func StaticCollateral(col *dcap.Collateral) CollateralFunc {
+	return func(context.Context, *dcap.Quote) (*dcap.Collateral, CollateralInfo, error) {
+		return col, CollateralInfo{}, nil
+	}
+}
+
+// DCAPVerifier adapts a dcap.Verifier and a collateral source to
+// QuoteVerifier: the quote in, the verified claims out.
 type DCAPVerifier struct {
 	// Verifier checks the quote; its trust anchors decide what is
 	// trusted.
 	Verifier *dcap.Verifier
 	// Collateral returns the collateral for a quote (TCB info, QE
 	// identity, CRLs), e.g. from a PCS/PCCS client with a cache.
-	Collateral func(ctx context.Context, q *dcap.Quote) (*dcap.Collateral, error)
+	Collateral CollateralFunc
 	// ChainOnly verifies only the signature chain (anchor → PCK → QE →
 	// quote), with TCB status Unknown, and uses Collateral only for its
 	// CRLs when set. Without it a missing Collateral source is an error.
 	ChainOnly bool
 	// Now overrides the clock (tests, replaying old evidence).
 	Now func() time.Time
+	// Observe, when set, is told how long each verification took and its
+	// result: "ok" or the dcap reason.
+	Observe func(d time.Duration, result string)
 }
 
 // Verify verifies quote with the dcap verifier at the current time.
 func (d *DCAPVerifier) Verify(ctx context.Context, quote []byte) (*claims.Claims, error) {
+	start := time.Now()
+	c, err := d.verify(ctx, quote)
+	if d != nil && d.Observe != nil {
+		result := "ok"
+		if err != nil {
+			result = "error"
+			if r := dcap.ReasonOf(err); r != nil {
+				result = r.Error()
+			}
+		}
+		d.Observe(time.Since(start), result)
+	}
+	return c, err
+}
+
+func (d *DCAPVerifier) verify(ctx context.Context, quote []byte) (*claims.Claims, error) {
 	if d == nil || d.Verifier == nil {
 		return nil, errors.New("dcap adapter: no dcap verifier")
 	}
@@ -40,8 +79,9 @@ func (d *DCAPVerifier) Verify(ctx context.Context, quote []byte) (*claims.Claims
 		return nil, &dcap.Rejection{Check: dcap.CheckParse, Reason: dcap.ErrMalformed, Cause: err}
 	}
 	var col *dcap.Collateral
+	var info CollateralInfo
 	if d.Collateral != nil {
-		if col, err = d.Collateral(ctx, q); err != nil {
+		if col, info, err = d.Collateral(ctx, q); err != nil {
 			return nil, fmt.Errorf("dcap adapter: collateral: %w", err)
 		}
 	}
@@ -57,5 +97,7 @@ func (d *DCAPVerifier) Verify(ctx context.Context, quote []byte) (*claims.Claims
 	if err != nil {
 		return nil, err
 	}
-	return &res.Claims, nil
+	c := res.Claims
+	c.CollateralGrace = info.Grace
+	return &c, nil
 }

@@ -92,8 +92,9 @@ func TestRealCertificatesUntrustedRoot(t *testing.T) {
 func simVerifier(a *sim.Attester) *DCAPVerifier {
 	return &DCAPVerifier{
 		Verifier: dcap.NewVerifier(dcap.WithTrustAnchors(a.Root())),
-		Collateral: func(context.Context, *dcap.Quote) (*dcap.Collateral, error) {
-			return a.Collateral(time.Time{})
+		Collateral: func(context.Context, *dcap.Quote) (*dcap.Collateral, CollateralInfo, error) {
+			c, err := a.Collateral(time.Time{})
+			return c, CollateralInfo{}, err
 		},
 	}
 }
@@ -194,7 +195,10 @@ func TestSimulatorEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dv := &DCAPVerifier{Verifier: dcap.NewVerifier(), Collateral: func(context.Context, *dcap.Quote) (*dcap.Collateral, error) { return a.Collateral(time.Time{}) }}
+		dv := &DCAPVerifier{Verifier: dcap.NewVerifier(), Collateral: func(context.Context, *dcap.Quote) (*dcap.Collateral, CollateralInfo, error) {
+			c, err := a.Collateral(time.Time{})
+			return c, CollateralInfo{}, err
+		}}
 		_, err = NewVerifier(dv, VerifyOptions{}).Verify(context.Background(), cert.Leaf)
 		if !errors.Is(err, dcap.ErrUntrustedRoot) {
 			t.Fatalf("%v, want dcap.ErrUntrustedRoot", err)

@@ -97,7 +97,7 @@ func ratlsInspect(args []string, stdout, stderr io.Writer) error {
 	// The verdict a server would reach.
 	atFn := func() time.Time { return at }
 	v := ratls.NewVerifier(&ratls.DCAPVerifier{Verifier: dv, ChainOnly: col == nil, Now: atFn,
-		Collateral: func(context.Context, *dcap.Quote) (*dcap.Collateral, error) { return col, nil },
+		Collateral: ratls.StaticCollateral(col),
 	}, ratls.VerifyOptions{AllowDebug: *allowDebug, Now: atFn, CacheSize: -1})
 	_, verr := v.Verify(context.Background(), cert)
 	out.Accepted = verr == nil

@@ -113,7 +113,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg, dv)
-	qv := &server.QuoteVerifier{DCAP: dv, Collateral: server.StaticCollateral(col), Observe: metrics.ObserveVerify}
+	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: ratls.StaticCollateral(col), Observe: metrics.ObserveVerify}
 	// Debug enclaves pass the RA-TLS layer so that the policy refuses them
 	// (unless an app sets allow_debug) with a reason and an audit record.
 	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true})
