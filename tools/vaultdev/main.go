@@ -19,7 +19,8 @@
 // unseals itself and keeps its data, mounts, policies and tokens.
 //
 // sys/seal works as in any Vault; unseal again with PUT /v1/sys/unseal and
-// the printed unseal key.
+// the printed unseal key. With -sealed a restarted server stays sealed, as a
+// real Vault does after a restart.
 package main
 
 import (
@@ -29,6 +30,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -42,10 +44,10 @@ import (
 	log "github.com/hashicorp/go-hclog"
 	credAppRole "github.com/openbao/openbao/builtin/credential/approle"
 	logicalKv "github.com/openbao/openbao/builtin/logical/kv"
+	"github.com/openbao/openbao/helper/namespace"
 	vaulthttp "github.com/openbao/openbao/http"
 	"github.com/openbao/openbao/internalshared/configutil"
 	"github.com/openbao/openbao/sdk/v2/helper/consts"
-	"github.com/openbao/openbao/sdk/v2/helper/namespace"
 	"github.com/openbao/openbao/sdk/v2/logical"
 	"github.com/openbao/openbao/sdk/v2/physical"
 	"github.com/openbao/openbao/sdk/v2/physical/file"
@@ -75,6 +77,8 @@ func run() error {
 	storageDir := flag.String("storage-dir", "", "persist storage in this directory (default: in memory)")
 	kvVersion := flag.String("default-kv", "2", `mount a "kv" engine of this version at secret/ ("1", "2" or "" for none)`)
 	logLevel := flag.String("log-level", "warn", "log level on stderr (trace, debug, info, warn, error)")
+	sealed := flag.Bool("sealed", false, "with -storage-dir of an initialised server: stay sealed (like a real Vault restart)")
+	stdinEOF := flag.Bool("exit-on-stdin-eof", false, "shut down when stdin reaches EOF (the parent died or closed the pipe)")
 	flag.Parse()
 
 	logger := log.New(&log.LoggerOptions{
@@ -119,7 +123,7 @@ func run() error {
 	}
 	addr := "http://" + ln.Addr().String()
 
-	token, unsealKey, err := setup(core, *storageDir, *rootToken, *kvVersion)
+	token, unsealKey, err := setup(core, *storageDir, *rootToken, *kvVersion, *sealed)
 	if err != nil {
 		ln.Close()
 		_ = core.Shutdown()
@@ -144,9 +148,18 @@ func run() error {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	eof := make(chan struct{})
+	if *stdinEOF {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			close(eof)
+		}()
+	}
 	select {
 	case s := <-sig:
 		logger.Info("shutting down", "signal", s.String())
+	case <-eof:
+		logger.Info("shutting down: stdin closed")
 	case err := <-serveErr:
 		logger.Error("http server stopped", "error", err)
 	}
@@ -158,7 +171,7 @@ func run() error {
 
 // setup initialises (first start) or unseals (restart with -storage-dir) the
 // core. It returns the root token and the unseal key.
-func setup(core *vault.Core, storageDir, rootToken, kvVersion string) (string, []byte, error) {
+func setup(core *vault.Core, storageDir, rootToken, kvVersion string, staySealed bool) (string, []byte, error) {
 	ctx := namespace.RootContext(context.Background())
 	keyFile := ""
 	if storageDir != "" {
@@ -181,8 +194,10 @@ func setup(core *vault.Core, storageDir, rootToken, kvVersion string) (string, [
 		if err := json.Unmarshal(b, &st); err != nil {
 			return "", nil, fmt.Errorf("%s: %w", keyFile, err)
 		}
-		if err := unseal(core, st.UnsealKey); err != nil {
-			return "", nil, err
+		if !staySealed {
+			if err := unseal(core, st.UnsealKey); err != nil {
+				return "", nil, err
+			}
 		}
 		return st.RootToken, st.UnsealKey, nil
 	}
@@ -213,6 +228,9 @@ func setup(core *vault.Core, storageDir, rootToken, kvVersion string) (string, [
 		})
 		if err := respErr(resp, err); err != nil {
 			return "", nil, fmt.Errorf("create root token: %w", err)
+		}
+		if resp == nil || resp.Auth == nil {
+			return "", nil, errors.New("create root token: no auth in response")
 		}
 		token = resp.Auth.ClientToken
 		resp, err = core.HandleRequest(ctx, &logical.Request{
@@ -269,10 +287,7 @@ func respErr(resp *logical.Response, err error) error {
 	if err != nil {
 		return err
 	}
-	if resp == nil {
-		return errors.New("nil response")
-	}
-	if resp.IsError() {
+	if resp != nil && resp.IsError() {
 		return resp.Error()
 	}
 	return nil
