@@ -1,0 +1,645 @@
+package collateral
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asps-project/asps/dcap"
+)
+
+// Options configure a Cache.
+type Options struct {
+	// Client fetches from a PCS or PCCS; nil makes the cache offline
+	// (it serves what Dir holds and never fetches).
+	Client *Client
+	// Dir, if set, keeps verified documents on disk in the bundle layout
+	// (see the package documentation), so they survive a restart. It is
+	// read when the cache is made and written after every fetch.
+	Dir string
+	// TrustAnchors are the roots documents must chain to, pinned by key
+	// (default: Intel's SGX Root CA).
+	TrustAnchors []*x509.Certificate
+	// Verify replaces the verification of documents (default: a Checker
+	// over TrustAnchors).
+	Verify VerifyFunc
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Grace lets a document be served this long past its expiry when no
+	// fresh copy can be fetched. Info.Grace says so. Zero: fail closed at
+	// expiry.
+	Grace time.Duration
+	// A document is refreshed ahead of expiry once less than RefreshLead
+	// or RefreshFraction of its validity window remains, whichever is
+	// earlier (defaults 1h and 0.25); while a refresh brings nothing newer,
+	// it is retried at most every MinRefreshInterval (default 15m).
+	RefreshLead        time.Duration
+	RefreshFraction    float64
+	MinRefreshInterval time.Duration
+	// FailureTTL is how long a failed fetch is remembered: requests for a
+	// missing or expired document within it get the same error at once
+	// instead of a new fetch (default 10s; negative: never remembered).
+	FailureTTL time.Duration
+	// RefreshInterval is how often the background loop looks for
+	// documents to refresh (default 1m; negative: no background loop; the
+	// refresh then happens when a request finds a document due).
+	RefreshInterval time.Duration
+	// Logger receives refresh failures and disk errors (default
+	// slog.Default()).
+	Logger *slog.Logger
+}
+
+// Cache is a Source that fetches collateral from a PCS or PCCS, verifies
+// it, keeps it in memory and on disk until it expires, refreshes it in the
+// background ahead of expiry, and fails closed (or serves under a grace
+// period) when the service is unreachable. Concurrent requests for the
+// same missing document share one fetch. Safe for concurrent use; Close
+// stops its background work.
+type Cache struct {
+	o      Options
+	client *Client
+	verify VerifyFunc
+	now    func() time.Time
+	log    *slog.Logger
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	slots   map[Key]*slot
+	flights map[Key]*flight
+	closed  bool
+
+	amu  sync.Mutex
+	cols map[colKey]*assembled
+
+	dmu sync.Mutex // serializes disk writes
+
+	stats struct {
+		hits, fetches, fetchFailures, rejected, grace, stale atomic.Uint64
+	}
+}
+
+type slot struct {
+	doc         *Document
+	attempt     time.Time // last fetch started
+	err         error     // last fetch failure, nil after a success
+	errAt       time.Time
+	graceWarned time.Time // last warning about serving under grace
+}
+
+type flight struct {
+	done chan struct{}
+	doc  *Document
+	err  error
+}
+
+type colKey struct{ tee, fmspc, ca string }
+
+type assembled struct {
+	docs [4]*Document
+	col  *dcap.Collateral
+}
+
+// Stats counts what a Cache did, for metrics.
+type Stats struct {
+	Hits          uint64 // documents served from memory without a fetch
+	Fetches       uint64 // fetches that brought a verified document
+	FetchFailures uint64 // fetches that failed (unreachable, refused, not found)
+	Rejected      uint64 // fetched documents that failed verification
+	Grace         uint64 // documents served under the grace period
+	Stale         uint64 // requests refused because a document expired
+}
+
+// NewCache makes a cache and, with a Client, starts its background
+// refresh. Documents in Dir are loaded and verified (except for their
+// dates); a file that fails is logged and ignored.
+func NewCache(o Options) (*Cache, error) {
+	c, err := newCache(o)
+	if err != nil {
+		return nil, err
+	}
+	if o.Dir != "" {
+		if err := os.MkdirAll(o.Dir, 0o755); err != nil && o.Client != nil {
+			return nil, fmt.Errorf("collateral: cache directory: %w", err)
+		}
+		if o.Client != nil {
+			cleanTemp(o.Dir)
+		}
+		if err := c.load(o.Dir, false); err != nil {
+			return nil, err
+		}
+	}
+	if c.client != nil && o.RefreshInterval >= 0 {
+		iv := o.RefreshInterval
+		if iv == 0 {
+			iv = time.Minute
+		}
+		c.wg.Add(1)
+		go c.loop(iv)
+	}
+	return c, nil
+}
+
+func newCache(o Options) (*Cache, error) {
+	c := &Cache{o: o, client: o.Client, verify: o.Verify, now: o.Now, log: o.Logger,
+		slots: map[Key]*slot{}, flights: map[Key]*flight{}, cols: map[colKey]*assembled{}}
+	if c.verify == nil {
+		c.verify = NewChecker(o.TrustAnchors...).Check
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.Default()
+	}
+	if c.o.RefreshLead == 0 {
+		c.o.RefreshLead = time.Hour
+	}
+	if c.o.RefreshFraction == 0 {
+		c.o.RefreshFraction = 0.25
+	}
+	if c.o.MinRefreshInterval == 0 {
+		c.o.MinRefreshInterval = 15 * time.Minute
+	}
+	if c.o.FailureTTL == 0 {
+		c.o.FailureTTL = 10 * time.Second
+	}
+	if c.o.Grace < 0 {
+		return nil, errors.New("collateral: negative grace period")
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c, nil
+}
+
+// Close stops the background refresh and waits for fetches in flight.
+func (c *Cache) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// Stats returns the counters.
+func (c *Cache) Stats() Stats {
+	return Stats{Hits: c.stats.hits.Load(), Fetches: c.stats.fetches.Load(), FetchFailures: c.stats.fetchFailures.Load(),
+		Rejected: c.stats.rejected.Load(), Grace: c.stats.grace.Load(), Stale: c.stats.stale.Load()}
+}
+
+// Get returns the collateral for a quote (see Source). While the
+// documents are cached and unchanged it returns the same pointer.
+func (c *Cache) Get(ctx context.Context, tee, fmspc, ca string) (*dcap.Collateral, Info, error) {
+	keys, err := collateralKeys(tee, fmspc, ca)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	now := c.now()
+	info := Info{FromCache: true, VerifyAt: now}
+	var docs [4]*Document
+	for i, k := range keys {
+		d, how, err := c.document(ctx, k, now, false)
+		if err != nil {
+			return nil, Info{}, err
+		}
+		docs[i] = d
+		info.FromCache = info.FromCache && how != served
+		info.Grace = info.Grace || how == underGrace
+		if info.FetchedAt.IsZero() || d.FetchedAt.Before(info.FetchedAt) {
+			info.FetchedAt = d.FetchedAt
+		}
+		if info.NextUpdate.IsZero() || d.Expires.Before(info.NextUpdate) {
+			info.NextUpdate = d.Expires
+		}
+	}
+	if info.Grace {
+		info.VerifyAt = info.NextUpdate
+	}
+	col, err := c.assemble(colKey{keys[0].TEE, keys[0].FMSPC, keys[2].CA}, docs)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	return col, info, nil
+}
+
+// assemble returns the collateral of four documents, the same pointer as
+// long as the documents are the same.
+func (c *Cache) assemble(ck colKey, docs [4]*Document) (*dcap.Collateral, error) {
+	c.amu.Lock()
+	defer c.amu.Unlock()
+	if a := c.cols[ck]; a != nil && a.docs == docs {
+		return a.col, nil
+	}
+	tcb, qe, pck, root := docs[0], docs[1], docs[2], docs[3]
+	col, err := dcap.NewCollateral(dcap.RawCollateral{
+		TCBInfoIssuerChain: tcb.IssuerChain, TCBInfo: tcb.Body,
+		QEIdentityIssuerChain: qe.IssuerChain, QEIdentity: qe.Body,
+		PCKCRLIssuerChain: pck.IssuerChain, PCKCRL: pck.Body,
+		RootCACRL: root.Body,
+	})
+	if err != nil {
+		return nil, rejected(Key{}, "", err)
+	}
+	// The documents were verified one by one; this checks them together
+	// (the signing certificates against the root CA CRL). Dates are the
+	// caller's: Info says until when.
+	if err := c.verify(col, Want{TEE: ck.tee, FMSPC: ck.fmspc, CA: ck.ca}, time.Time{}); err != nil {
+		return nil, rejected(Key{}, "", err)
+	}
+	c.cols[ck] = &assembled{docs: docs, col: col}
+	return col, nil
+}
+
+type how int
+
+const (
+	hit        how = iota // from memory, no fetch
+	served                // fetched for this request
+	underGrace            // expired, within the grace period
+	expired               // expired, for the mirror
+)
+
+// Document returns document k for the mirror: cached, or fetched when
+// missing or expired. When a fresh copy cannot be had it returns what it
+// has even if expired: whoever verifies against it checks the dates.
+func (c *Cache) Document(ctx context.Context, k Key) (*Document, error) {
+	k, err := k.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	d, _, err := c.document(ctx, k, c.now(), true)
+	return d, err
+}
+
+func (c *Cache) document(ctx context.Context, k Key, now time.Time, mirror bool) (*Document, how, error) {
+	c.mu.Lock()
+	s := c.slot(k)
+	d := s.doc
+	if d != nil && !d.expiredAt(now) {
+		due := c.client != nil && c.due(s, d, now)
+		if due {
+			s.attempt = now
+		}
+		c.mu.Unlock()
+		if due {
+			c.start(k) // refresh in the background; serve what is cached
+		}
+		c.stats.hits.Add(1)
+		return d, hit, nil
+	}
+	var ferr error
+	switch {
+	case c.client == nil:
+		ferr = &Error{Key: k, Reason: ErrNotFound, Detail: "offline, and not in the bundle"}
+		if d != nil {
+			ferr = nil
+		}
+	case s.err != nil && c.o.FailureTTL > 0 && now.Sub(s.errAt) < c.o.FailureTTL:
+		ferr = s.err // a fetch failed moments ago
+	}
+	c.mu.Unlock()
+	if ferr == nil && c.client != nil {
+		var nd *Document
+		nd, ferr = c.wait(ctx, k, c.start(k))
+		if ferr == nil {
+			return nd, served, nil
+		}
+	}
+	if d == nil {
+		return nil, 0, ferr
+	}
+	if mirror {
+		return d, expired, nil
+	}
+	if c.o.Grace > 0 && !now.After(d.Expires.Add(c.o.Grace)) {
+		c.stats.grace.Add(1)
+		c.mu.Lock()
+		s = c.slot(k)
+		warn := s.graceWarned.IsZero() || now.Sub(s.graceWarned) >= time.Minute || now.Before(s.graceWarned)
+		if warn {
+			s.graceWarned = now
+		}
+		c.mu.Unlock()
+		if warn {
+			c.log.Warn("collateral: serving an expired document under the grace period", "document", k.String(),
+				"expired", d.Expires, "grace_until", d.Expires.Add(c.o.Grace), "cause", errString(ferr))
+		}
+		return d, underGrace, nil
+	}
+	c.stats.stale.Add(1)
+	detail := fmt.Sprintf("expired %s", d.Expires.UTC().Format(time.RFC3339))
+	if c.o.Grace > 0 {
+		detail += fmt.Sprintf(", grace period of %s over", c.o.Grace)
+	}
+	if c.client == nil {
+		detail += "; offline, no refresh possible"
+	} else {
+		detail += "; refresh failed"
+	}
+	return nil, 0, &Error{Key: k, Reason: ErrExpired, Detail: detail, Err: ferr}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (c *Cache) slot(k Key) *slot {
+	s := c.slots[k]
+	if s == nil {
+		s = &slot{}
+		c.slots[k] = s
+	}
+	return s
+}
+
+// due reports whether a valid document should be refreshed now (c.mu held).
+func (c *Cache) due(s *slot, d *Document, now time.Time) bool {
+	lead := c.o.RefreshLead
+	if f := time.Duration(c.o.RefreshFraction * float64(d.Expires.Sub(d.IssueDate))); f > lead {
+		lead = f
+	}
+	if now.Before(d.Expires.Add(-lead)) {
+		return false
+	}
+	return s.attempt.IsZero() || now.Sub(s.attempt) >= c.o.MinRefreshInterval || now.Before(s.attempt)
+}
+
+// start begins a fetch of k, or joins the one in flight.
+func (c *Cache) start(k Key) *flight {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f := c.flights[k]; f != nil {
+		return f
+	}
+	f := &flight{done: make(chan struct{})}
+	if c.closed {
+		f.err = &Error{Key: k, Reason: ErrClosed}
+		close(f.done)
+		return f
+	}
+	c.flights[k] = f
+	c.slot(k).attempt = c.now()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f.doc, f.err = c.fetch(c.ctx, k)
+		c.mu.Lock()
+		delete(c.flights, k)
+		c.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+func (c *Cache) wait(ctx context.Context, k Key, f *flight) (*Document, error) {
+	select {
+	case <-f.done:
+		return f.doc, f.err
+	case <-ctx.Done():
+		return nil, &Error{Key: k, Reason: ErrUnavailable, Detail: "gave up waiting for the fetch", Err: ctx.Err()}
+	}
+}
+
+// fetch fetches, verifies and stores document k.
+func (c *Cache) fetch(ctx context.Context, k Key) (*Document, error) {
+	resp, err := c.client.Fetch(ctx, k)
+	now := c.now()
+	var d *Document
+	if err == nil {
+		d, err = ParseDocument(k, resp.Body, resp.IssuerChain, resp.URL, now)
+		if err == nil {
+			if verr := c.verify(d.col, k.want(), now); verr != nil {
+				err = rejected(k, resp.URL, verr)
+			}
+		}
+		if err != nil {
+			c.stats.rejected.Add(1)
+		}
+	} else {
+		c.stats.fetchFailures.Add(1)
+	}
+	c.mu.Lock()
+	s := c.slot(k)
+	if err != nil {
+		s.err, s.errAt = err, now
+		c.mu.Unlock()
+		c.log.Warn("collateral: fetch failed", "document", k.String(), "error", err)
+		return nil, err
+	}
+	c.stats.fetches.Add(1)
+	s.err = nil
+	old := s.doc
+	switch {
+	case old != nil && old.sameContent(d):
+		d = old // nothing new: keep the pointer
+	case old != nil && !old.expiredAt(now) && d.IssueDate.Before(old.IssueDate):
+		// An older document than the one cached (a lagging PCCS): keep ours.
+		c.log.Warn("collateral: fetched document is older than the cached one; keeping the cached one",
+			"document", k.String(), "fetched_issue_date", d.IssueDate, "cached_issue_date", old.IssueDate)
+		d = old
+	default:
+		s.doc = d
+	}
+	c.mu.Unlock()
+	if d != old && c.o.Dir != "" {
+		c.persist(d)
+	}
+	return d, nil
+}
+
+// persist writes d unless a newer document replaced it meanwhile.
+func (c *Cache) persist(d *Document) {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.mu.Lock()
+	current := c.slots[d.Key].doc == d
+	c.mu.Unlock()
+	if !current {
+		return
+	}
+	if err := writeDocument(c.o.Dir, d); err != nil {
+		c.log.Error("collateral: cannot write the disk cache", "document", d.Key.String(), "error", err)
+	}
+}
+
+// Fetch fetches document k now, whatever is cached, and caches it if it
+// verifies. `asps collateral fetch` uses it to fill a bundle.
+func (c *Cache) Fetch(ctx context.Context, k Key) (*Document, error) {
+	k, err := k.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	if c.client == nil {
+		return nil, &Error{Key: k, Reason: ErrNotFound, Detail: "offline"}
+	}
+	return c.wait(ctx, k, c.start(k))
+}
+
+// RefreshDue refreshes, and waits for, every cached document that is due
+// for a refresh (the background loop's work, exposed for tests and for
+// callers without the loop). It returns the failures joined.
+func (c *Cache) RefreshDue(ctx context.Context) error {
+	if c.client == nil {
+		return nil
+	}
+	now := c.now()
+	c.mu.Lock()
+	var keys []Key
+	for k, s := range c.slots {
+		switch {
+		case s.doc != nil:
+			if c.due(s, s.doc, now) {
+				keys = append(keys, k)
+			}
+		case c.flights[k] == nil && (c.o.FailureTTL <= 0 || now.Sub(s.errAt) >= c.o.FailureTTL):
+			// Nothing cached and the failure forgotten: drop the slot, so
+			// that requests for FMSPCs that do not exist leave nothing.
+			delete(c.slots, k)
+		}
+	}
+	c.mu.Unlock()
+	fs := make([]*flight, len(keys))
+	for i, k := range keys {
+		fs[i] = c.start(k)
+	}
+	var errs []error
+	for i, f := range fs {
+		if _, err := c.wait(ctx, keys[i], f); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cache) loop(iv time.Duration) {
+	defer c.wg.Done()
+	t := time.NewTicker(iv)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+			_ = c.RefreshDue(c.ctx) // failures are logged by fetch
+		}
+	}
+}
+
+// Documents returns the cached documents, sorted by key.
+func (c *Cache) Documents() []*Document {
+	c.mu.Lock()
+	var out []*Document
+	for _, s := range c.slots {
+		if s.doc != nil {
+			out = append(out, s.doc)
+		}
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key.Path() < out[j].Key.Path() })
+	return out
+}
+
+// load reads the documents of a bundle directory. strict: any bad file is
+// an error; else it is logged and skipped.
+func (c *Cache) load(dir string, strict bool) error {
+	var errs []error
+	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if p == dir {
+				return err
+			}
+			errs = append(errs, err)
+			return nil
+		}
+		if e.IsDir() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return nil
+		}
+		k, ok := keyFromPath(filepath.ToSlash(rel))
+		if !ok {
+			return nil // not a document file (README, temporary files)
+		}
+		d, err := readDocument(dir, k)
+		if err == nil {
+			if verr := c.verify(d.col, k.want(), time.Time{}); verr != nil {
+				err = rejected(k, "", verr)
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", rel, err))
+			return nil
+		}
+		c.slot(k).doc = d
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("collateral: reading %s: %w", dir, err)
+	}
+	if len(errs) > 0 {
+		if strict {
+			return fmt.Errorf("collateral: bundle %s: %w", dir, errors.Join(errs...))
+		}
+		for _, e := range errs {
+			c.log.Warn("collateral: ignoring a cached document", "dir", dir, "error", e)
+		}
+	}
+	return nil
+}
+
+func readDocument(dir string, k Key) (*Document, error) {
+	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(k.Path())))
+	if err != nil {
+		return nil, err
+	}
+	return parseDocumentFile(k, b)
+}
+
+// writeDocument writes d into a bundle directory, atomically.
+func writeDocument(dir string, d *Document) error {
+	b, err := d.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, filepath.FromSlash(d.Key.Path()))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(append(b, '\n'))
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(f.Name(), 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), p)
+	}
+	if werr != nil {
+		_ = os.Remove(f.Name())
+	}
+	return werr
+}

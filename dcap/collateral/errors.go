@@ -1,0 +1,102 @@
+package collateral
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/asps-project/asps/dcap"
+)
+
+// Reasons for errors of this package. Every error a Source, Client or
+// Bundle returns is an *Error whose Reason is one of these or, for a
+// document that fails verification, one of dcap's Err* sentinels
+// (dcap.ErrMalformed for garbage, dcap.ErrFMSPCMismatch, dcap.ErrTCBInfoSignature,
+// dcap.ErrCollateralExpired, dcap.ErrUntrustedRoot, …). Branch with errors.Is.
+var (
+	// ErrUnavailable: the PCS or PCCS could not be reached, timed out or
+	// answered 5xx, after the retries.
+	ErrUnavailable = errors.New("collateral service unavailable")
+	// ErrNotFound: the service answered 404 (no collateral for this
+	// FMSPC), or a bundle has no such document.
+	ErrNotFound = errors.New("collateral not found")
+	// ErrRefused: the service refused the request with another 4xx status
+	// (bad API key, bad parameter, rate limit).
+	ErrRefused = errors.New("collateral service refused the request")
+	// ErrExpired: what is cached has expired (past its next update, and
+	// past the grace period if any) and no fresh copy could be fetched.
+	// Fail closed. An *Error with this reason also matches
+	// dcap.ErrCollateralExpired.
+	ErrExpired = errors.New("collateral expired and no fresh copy could be obtained")
+	// ErrBadRequest: the caller asked for something that cannot exist
+	// (TEE not sgx/tdx, FMSPC not 12 hex digits, CA not processor/platform).
+	ErrBadRequest = errors.New("invalid collateral request")
+	// ErrClosed: the Cache was closed.
+	ErrClosed = errors.New("collateral source closed")
+)
+
+// Error is the error of this package: which document, from where, why.
+type Error struct {
+	Key      Key    // the document, when one is concerned
+	URL      string // where it was fetched from, if it was
+	Status   int    // the HTTP status, if one was received
+	Attempts int    // HTTP attempts made
+	Reason   error  // one of the Err* above or a dcap.Err* sentinel
+	Detail   string // what was seen versus expected
+	Err      error  // the underlying error, if any
+}
+
+func (e *Error) Error() string {
+	s := "collateral"
+	if e.Key.Kind != "" {
+		s += " " + e.Key.String()
+	}
+	if e.URL != "" {
+		s += " from " + e.URL
+	}
+	var r *dcap.Rejection
+	if errors.As(e.Err, &r) && r.Reason == e.Reason && e.Detail == "" {
+		return s + ": " + e.Err.Error()
+	}
+	s += ": " + e.Reason.Error()
+	if e.Status != 0 {
+		s += fmt.Sprintf(": HTTP %d %s", e.Status, http.StatusText(e.Status))
+	}
+	if e.Attempts > 1 {
+		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
+	}
+	if e.Detail != "" {
+		s += ": " + e.Detail
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+// Unwrap gives the reason and the cause to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	if e.Err != nil {
+		return []error{e.Reason, e.Err}
+	}
+	return []error{e.Reason}
+}
+
+// Is makes ErrExpired match dcap.ErrCollateralExpired too.
+func (e *Error) Is(target error) bool {
+	return e.Reason == ErrExpired && target == dcap.ErrCollateralExpired
+}
+
+// rejected wraps a verification failure of document k: the reason is the
+// dcap reason the failure carries (dcap.ErrMalformed when none).
+func rejected(k Key, url string, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	reason := dcap.ReasonOf(err)
+	if reason == nil {
+		reason = dcap.ErrMalformed
+	}
+	return &Error{Key: k, URL: url, Reason: reason, Err: err}
+}

@@ -1,0 +1,98 @@
+package collateral
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/asps-project/asps/dcap"
+)
+
+var fuzzKeys = []Key{TCBInfoKey(TEESGX, fmspcA), TCBInfoKey(TEETDX, fmspcB), QEIdentityKey(TEESGX), QEIdentityKey(TEETDX), PCKCRLKey(CAProcessor), PCKCRLKey(CAPlatform), RootCACRLKey()}
+
+// corpusSeeds returns the real collaterals, read without the testing
+// helpers (a fuzz seed corpus may be empty).
+func corpusSeeds() []*dcap.Collateral {
+	d := os.Getenv("ASPS_TESTDATA")
+	if d == "" {
+		d = filepath.Join("..", "..", "..", "shared", "testdata")
+	}
+	paths, _ := filepath.Glob(filepath.Join(d, "dcap", "*", "collateral.json"))
+	var out []*dcap.Collateral
+	for _, p := range paths {
+		if b, err := os.ReadFile(p); err == nil {
+			if c, err := dcap.ParseCollateralJSON(b); err == nil {
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// FuzzParseDocument: no PCS response (body and issuer chain header)
+// panics the parser or the checker; what parses survives a round trip
+// through the bundle file format; every failure carries a reason.
+func FuzzParseDocument(f *testing.F) {
+	for _, c := range corpusSeeds() {
+		tcb := pcsResponse("tcbInfo", c.TCBInfoBody, c.TCBInfoSignature)
+		qe := pcsResponse("enclaveIdentity", c.QEIdentityBody, c.QEIdentitySignature)
+		f.Add(uint8(0), tcb, EncodeChainHeader(dcap.EncodeChainPEM(c.TCBInfoIssuerChain)))
+		f.Add(uint8(1), tcb[:len(tcb)/3], string(dcap.EncodeChainPEM(c.TCBInfoIssuerChain)))
+		f.Add(uint8(2), qe, EncodeChainHeader(dcap.EncodeChainPEM(c.QEIdentityIssuerChain)))
+		f.Add(uint8(4), c.PCKCRL.Raw, EncodeChainHeader(dcap.EncodeChainPEM(c.PCKCRLIssuerChain)))
+		f.Add(uint8(6), c.RootCACRL.Raw, "")
+	}
+	f.Add(uint8(0), []byte(`{"tcbInfo":{},"signature":"00"}`), "%zz")
+	f.Add(uint8(5), []byte("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"), "+")
+	checker := NewChecker()
+	at := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, kind uint8, body []byte, header string) {
+		k := fuzzKeys[int(kind)%len(fuzzKeys)]
+		d, err := ParseDocument(k, body, DecodeChainHeader(header), "", at)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Reason == nil {
+				t.Fatalf("error without a reason: %v", err)
+			}
+			return
+		}
+		if d.Collateral() == nil || d.Expires.IsZero() {
+			t.Fatal("a parsed document without collateral or expiry")
+		}
+		_ = checker.Check(d.Collateral(), k.want(), at)
+		_ = checker.Check(d.Collateral(), Want{}, time.Time{})
+		b, err := d.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := parseDocumentFile(k, b)
+		if err != nil {
+			t.Fatalf("round trip: %v", err)
+		}
+		if !d2.sameContent(d) || d2.Collateral().Digest() != d.Collateral().Digest() {
+			t.Fatalf("round trip changed the document: body %v chain %v %q", bytes.Equal(d2.Body, d.Body), bytes.Equal(d2.IssuerChain, d.IssuerChain), d.IssuerChain[:min(len(d.IssuerChain), 80)])
+		}
+	})
+}
+
+// FuzzDocumentFile: no bundle file panics the loader.
+func FuzzDocumentFile(f *testing.F) {
+	for _, c := range corpusSeeds() {
+		d, err := ParseDocument(TCBInfoKey(c.TCBInfo.ID, c.TCBInfo.FMSPC), pcsResponse("tcbInfo", c.TCBInfoBody, c.TCBInfoSignature), dcap.EncodeChainPEM(c.TCBInfoIssuerChain), "", time.Time{})
+		if err == nil {
+			b, _ := d.MarshalJSON()
+			f.Add(uint8(0), b)
+			f.Add(uint8(1), bytes.ReplaceAll(b, []byte("tcb_info"), []byte("pck_crl")))
+		}
+	}
+	f.Add(uint8(4), []byte(`{"format":"asps-collateral/1","kind":"pck_crl","ca":"processor","body_hex":"zz"}`))
+	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
+		k := fuzzKeys[int(kind)%len(fuzzKeys)]
+		if d, err := parseDocumentFile(k, b); err == nil && d.Key != k {
+			t.Fatalf("file for %s parsed as %s", k, d.Key)
+		}
+	})
+}
