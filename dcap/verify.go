@@ -187,6 +187,22 @@ func (v *Verifier) VerifyQuote(q *Quote, col *Collateral, at time.Time) (*Result
 	return v.verify(q, col, at, true)
 }
 
+// CheckPCKChain verifies the quote's PCK certificate chain to a trust
+// anchor and its validity at time at (cached like every chain), and
+// returns the PCK certificate's SGX extensions. A server calls it before it
+// fetches collateral for the FMSPC the certificate names, so that a forged
+// certificate cannot make it look up made-up platforms upstream.
+func (v *Verifier) CheckPCKChain(q *Quote, at time.Time) (*PCKExtensions, error) {
+	chain := v.pckChain(q.CertData.PCKCertChain)
+	if chain.err != nil {
+		return nil, chain.err
+	}
+	if err := chain.validAt(at); err != nil {
+		return nil, err
+	}
+	return chain.ext, nil
+}
+
 // VerifyChain checks only the cryptographic chain — anchor → PCK
 // certificate → QE report → quote — for when no TCB info is at hand. CRLs
 // in col (which may be nil) are checked when present. The TCB status is

@@ -16,6 +16,9 @@ type CollateralInfo struct {
 	// Grace is set when the collateral is past its next update and served
 	// only because an operator allowed a grace period.
 	Grace bool
+	// VerifyAt, when set, is the time to verify at instead of now: under
+	// grace, the moment the collateral expired.
+	VerifyAt time.Time
 }
 
 // CollateralFunc returns the collateral for a parsed quote.
@@ -78,6 +81,11 @@ func (d *DCAPVerifier) verify(ctx context.Context, quote []byte) (*claims.Claims
 	if err != nil {
 		return nil, &dcap.Rejection{Check: dcap.CheckParse, Reason: dcap.ErrMalformed, Cause: err}
 	}
+	// The PCK chain first (cached): collateral is looked up by the FMSPC
+	// of a certificate that must be Intel's (or the anchor's) first.
+	if _, err := d.Verifier.CheckPCKChain(q, now()); err != nil {
+		return nil, err
+	}
 	var col *dcap.Collateral
 	var info CollateralInfo
 	if d.Collateral != nil {
@@ -85,14 +93,18 @@ func (d *DCAPVerifier) verify(ctx context.Context, quote []byte) (*claims.Claims
 			return nil, fmt.Errorf("dcap adapter: collateral: %w", err)
 		}
 	}
+	at := now()
+	if !info.VerifyAt.IsZero() {
+		at = info.VerifyAt
+	}
 	var res *dcap.Result
 	switch {
 	case d.ChainOnly:
-		res, err = d.Verifier.VerifyChain(quote, col, now())
+		res, err = d.Verifier.VerifyChain(quote, col, at)
 	case col == nil:
 		return nil, &dcap.Rejection{Check: dcap.CheckTCBInfo, Reason: dcap.ErrCollateralMissing, Detail: "no collateral source configured (and not in chain-only mode)"}
 	default:
-		res, err = d.Verifier.VerifyQuote(q, col, now())
+		res, err = d.Verifier.VerifyQuote(q, col, at)
 	}
 	if err != nil {
 		return nil, err

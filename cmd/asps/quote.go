@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/asps-project/asps/dcap"
+	"github.com/asps-project/asps/dcap/collateral"
 )
 
 func init() {
@@ -98,6 +100,8 @@ func quoteVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("quote verify", stderr)
 	var vf verifyFlags
 	vf.register(fs)
+	var cf collateralFlags
+	cf.register(fs, false)
 	asJSON := fs.Bool("json", false, "print the verdict as one JSON object")
 	chainOnly := fs.Bool("chain-only", false, "check only the signature chain (no TCB info): status Unknown")
 	pos, err := parseInterspersed(fs, args)
@@ -115,8 +119,32 @@ func quoteVerify(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
+	if col == nil && cf.set() {
+		// From a bundle or a PCS/PCCS: what this quote's platform needs.
+		q, err := dcap.ParseQuote(quote)
+		if err != nil {
+			return err
+		}
+		anchors := []*x509.Certificate{dcap.IntelRootCA()}
+		if vf.trustRoot != "" {
+			b, _ := os.ReadFile(vf.trustRoot)
+			if anchors, err = dcap.ParseChainPEM(b, "trust root"); err != nil {
+				return err
+			}
+		}
+		src, closeSrc, err := cf.source(anchors, func() time.Time { return at })
+		if err != nil {
+			return err
+		}
+		defer closeSrc()
+		c, _, err := collateral.GetForQuote(context.Background(), src, q)
+		if err != nil {
+			return fmt.Errorf("collateral: %w", err)
+		}
+		col = c
+	}
 	if col == nil && !*chainOnly {
-		return &exitError{code: 2, msg: "--collateral is required (or --chain-only)"}
+		return &exitError{code: 2, msg: "--collateral FILE, --collateral-dir DIR or --pccs URL is required (or --chain-only)"}
 	}
 	var res *dcap.Result
 	if *chainOnly {

@@ -51,7 +51,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	vaultNS := fs.String("vault-namespace", envDefault("VAULT_NAMESPACE", ""), "Vault namespace [VAULT_NAMESPACE]")
 	vaultKV := fs.Int("vault-kv-version", 1, "KV version of references without a kv1:/kv2: prefix")
 	roleID := fs.String("vault-role-id", envDefault("VAULT_ROLE_ID", ""), "AppRole role ID [VAULT_ROLE_ID] (the secret ID comes from VAULT_SECRET_ID)")
-	collateralFile := fs.String("collateral", envDefault("ASPS_COLLATERAL", ""), "collateral `FILE` (dcap-qvl JSON) used for every quote [ASPS_COLLATERAL]")
+	var cf collateralFlags
+	cf.register(fs, true)
 	tlsCert := fs.String("tls-cert", envDefault("ASPS_TLS_CERT", ""), "server certificate `PEM` (default: a fresh self-signed one; its pin is printed)")
 	tlsKey := fs.String("tls-key", envDefault("ASPS_TLS_KEY", ""), "server key `PEM`")
 	auditPath := fs.String("audit", envDefault("ASPS_AUDIT", ""), "append audit records (JSON lines) to `FILE` [ASPS_AUDIT]")
@@ -68,6 +69,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 
 	// Trust anchor.
 	var dopts []dcap.Option
+	anchors := []*x509.Certificate{dcap.IntelRootCA()}
 	if dev {
 		b, err := os.ReadFile(*simRoot)
 		if err != nil {
@@ -78,6 +80,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		dopts = append(dopts, dcap.WithTrustAnchors(roots...))
+		anchors = roots
 		logger.Warn("INSECURE DEV MODE: trusting a SIMULATOR root instead of Intel's SGX Root CA; simulated enclaves will be accepted", "root", roots[0].Subject.CommonName)
 	}
 	dv := dcap.NewVerifier(dopts...)
@@ -97,23 +100,17 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	// Collateral.
-	if *collateralFile == "" {
-		return &exitError{code: 2, msg: "--collateral is required (a PCCS client is the next step)"}
-	}
-	cb, err := os.ReadFile(*collateralFile)
+	// Collateral: a file, an offline bundle, or a PCCS with a cache.
+	src, closeSrc, err := cf.source(anchors, nil)
 	if err != nil {
 		return err
 	}
-	col, err := dcap.ParseCollateralJSON(cb)
-	if err != nil {
-		return fmt.Errorf("--collateral: %w", err)
-	}
+	defer closeSrc()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg, dv)
-	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: ratls.StaticCollateral(col), Observe: metrics.ObserveVerify}
+	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: collateralFunc(src), Observe: metrics.ObserveVerify}
 	// Debug enclaves pass the RA-TLS layer so that the policy refuses them
 	// (unless an app sets allow_debug) with a reason and an audit record.
 	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true})
