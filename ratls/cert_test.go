@@ -90,7 +90,7 @@ func buildCert(t testing.TB, s certSpec) tls.Certificate {
 // claims buffer for spki.
 func tcgExt(t testing.TB, tee *fakeTEE, spki []byte) pkix.Extension {
 	t.Helper()
-	buf, err := encodeClaimsBuffer(spki, nil)
+	buf, err := encodeClaimsBuffer(spki, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +259,8 @@ func TestVerifyRejects(t *testing.T) {
 
 	// A quote bound to a claims buffer other than the one in the extension.
 	otherBuf := func() pkix.Extension {
-		buf, _ := encodeClaimsBuffer(spkiA, nil)
-		other, _ := encodeClaimsBuffer(spkiA, []byte("other"))
+		buf, _ := encodeClaimsBuffer(spkiA, nil, "")
+		other, _ := encodeClaimsBuffer(spkiA, []byte("other"), "")
 		var rd [64]byte
 		sum := sha256.Sum256(other)
 		copy(rd[:], sum[:])

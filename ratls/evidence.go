@@ -91,6 +91,11 @@ const DefaultMaxEvidenceSize = 64 << 10
 const (
 	ClaimPubkeyHash = "pubkey-hash"
 	ClaimNonce      = "nonce"
+	// ClaimRuntime is asps's claim naming what produced the quote
+	// ("gramine", "occlum", "tdx-guest", "sim"). It is bound to the quote
+	// through the claims buffer's hash, but it is the workload's own
+	// statement: a measured workload can only say what its code says.
+	ClaimRuntime = "runtime"
 )
 
 // Evidence is one evidence extension of a certificate, decoded but not
@@ -120,6 +125,8 @@ type EvidenceClaims struct {
 	PubkeyHash    []byte
 	// Nonce is the "nonce" claim, nil when absent.
 	Nonce []byte
+	// Runtime is the "runtime" claim, "" when absent.
+	Runtime string
 }
 
 var decMode = func() cbor.DecMode {
@@ -332,6 +339,16 @@ func ParseClaimsBuffer(b []byte) (*EvidenceClaims, error) {
 		}
 		c.PubkeyHash = h
 	}
+	if raw, ok := m[ClaimRuntime]; ok {
+		r, err := bstr(raw, "claim runtime")
+		if err != nil {
+			return nil, err
+		}
+		if !validRuntime(string(r)) {
+			return nil, bad("runtime claim %q is not 1-32 of [a-z0-9-]", r)
+		}
+		c.Runtime = string(r)
+	}
 	if raw, ok := m[ClaimNonce]; ok {
 		n, err := bstr(raw, "claim nonce")
 		if err != nil {
@@ -348,7 +365,7 @@ func ParseClaimsBuffer(b []byte) (*EvidenceClaims, error) {
 // encodeClaimsBuffer builds the interoperable claims buffer: a
 // deterministically encoded map {"pubkey-hash": bstr .cbor [1, SHA-256(spki)]}
 // plus "nonce" when one is given.
-func encodeClaimsBuffer(spki, nonce []byte) ([]byte, error) {
+func encodeClaimsBuffer(spki, nonce []byte, runtime string) ([]byte, error) {
 	sum := sha256.Sum256(spki)
 	entry, err := encMode.Marshal([]any{uint64(HashSHA256), sum[:]})
 	if err != nil {
@@ -357,6 +374,9 @@ func encodeClaimsBuffer(spki, nonce []byte) ([]byte, error) {
 	m := map[string][]byte{ClaimPubkeyHash: entry}
 	if nonce != nil {
 		m[ClaimNonce] = nonce
+	}
+	if runtime != "" {
+		m[ClaimRuntime] = []byte(runtime)
 	}
 	b, err := encMode.Marshal(m)
 	if err != nil {
@@ -391,4 +411,16 @@ func digest(h func() hash.Hash, b []byte) []byte {
 	d := h()
 	d.Write(b)
 	return d.Sum(nil)
+}
+
+func validRuntime(s string) bool {
+	if len(s) == 0 || len(s) > 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

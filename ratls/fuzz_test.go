@@ -23,7 +23,7 @@ func FuzzParseEvidence(f *testing.F) {
 	tee := newFakeTEE(f, false)
 	spki := spkiOf(f, newP256(f))
 	f.Add(tcgExt(f, tee, spki).Value)
-	buf, _ := encodeClaimsBuffer(spki, []byte("nonce"))
+	buf, _ := encodeClaimsBuffer(spki, []byte("nonce"), "sim")
 	f.Add(buf)
 	for _, s := range []string{"", "\xd9\xea\x60", "\xd9\xea\x60\x82\x40\x40", "\xd9\xea\x60\x82\x41\x00\xa0", "\xd9\xea\x60\x9f\xff", "\xa1\x6bpubkey-hash\x82\x01\x40", "\x04\x03\xd9\xea\x60"} {
 		f.Add([]byte(s))

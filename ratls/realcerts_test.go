@@ -151,7 +151,7 @@ func TestRealCertificatesEncoding(t *testing.T) {
 			if tc.name == "rats-tls-cert" {
 				return // carries extra claims key_0, key_1
 			}
-			buf, err := encodeClaimsBuffer(cert.RawSubjectPublicKeyInfo, nil)
+			buf, err := encodeClaimsBuffer(cert.RawSubjectPublicKeyInfo, nil, "")
 			if err != nil {
 				t.Fatal(err)
 			}

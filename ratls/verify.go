@@ -176,6 +176,13 @@ func (v *Verifier) verify(ctx context.Context, cert *x509.Certificate, now time.
 		return nil, fail("verify quote", ErrBindingMismatch, "verifier's claims have report_data %s, the quote has %s",
 			hex.EncodeToString(c.ReportData), hex.EncodeToString(rd[:]))
 	}
+	if c.Runtime == "" && ev.Claims != nil && ev.Claims.Runtime != "" {
+		r := ev.Claims.Runtime
+		if (r == "tdx-guest") != (c.TEE == claims.TDX) && r != "sim" {
+			return nil, fail("check claims", ErrMalformedEvidence, "runtime claim %q does not fit a %s quote", r, c.TEE)
+		}
+		c.Runtime = r
+	}
 	if c.Runtime == "" {
 		c.Runtime = map[Format]string{FormatGramine: "gramine", FormatSGXSDK: "sgx-sdk", FormatOcclum: "occlum"}[ev.Format]
 	}

@@ -325,7 +325,7 @@ func TestWhoAmI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.GetMatchedApp() != "demo-enclave" || strings.Join(w.GetSecretNames(), ",") != "db-password,demo-key" || !w.GetSimulated() {
+	if w.GetMatchedApp() != "demo-enclave" || strings.Join(w.GetSecretNames(), ",") != "db-password,demo-key" || !w.GetSimulated() || w.GetRuntime() != "sim" {
 		t.Fatalf("whoami %v", w)
 	}
 	wrong := demoSGX()
