@@ -163,7 +163,7 @@ func (f *clientFlags) register(fs interface {
 	fs.StringVar(&f.pin, "server-pin", "", "trust the server by the SHA-256 of its key (`HEX`, as asps dev prints)")
 	fs.StringVar(&f.ca, "server-ca", "", "trust the server by a CA certificate `PEM`")
 	fs.StringVar(&f.serverName, "server-name", "", "the name the server's certificate must carry (with --server-ca)")
-	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto, or sim (dev mode only)")
+	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
 	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --tee sim")
 	fs.StringVar(&f.simTEE, "sim-tee", "sgx", "dev mode: simulate an sgx enclave or a tdx trust domain")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after `D`")
