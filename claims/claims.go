@@ -34,6 +34,10 @@ const (
 	StatusOutOfDate                         = "OutOfDate"
 	StatusOutOfDateConfigurationNeeded      = "OutOfDateConfigurationNeeded"
 	StatusRevoked                           = "Revoked"
+	// TD 1.5 only: the TD's own TCB is out of date, but the TCB it would
+	// get by relaunching is not.
+	StatusTDRelaunchAdvised                    = "TDRelaunchAdvised"
+	StatusTDRelaunchAdvisedConfigurationNeeded = "TDRelaunchAdvisedConfigurationNeeded"
 	// StatusUnknown is reported by chain-only verification, when no TCB
 	// info was at hand to evaluate the platform.
 	StatusUnknown = "Unknown"
@@ -43,7 +47,8 @@ const (
 var KnownStatuses = []string{
 	StatusUpToDate, StatusSWHardeningNeeded, StatusConfigurationNeeded,
 	StatusConfigurationAndSWHardeningNeeded, StatusOutOfDate,
-	StatusOutOfDateConfigurationNeeded, StatusRevoked, StatusUnknown,
+	StatusOutOfDateConfigurationNeeded, StatusRevoked, StatusTDRelaunchAdvised,
+	StatusTDRelaunchAdvisedConfigurationNeeded, StatusUnknown,
 }
 
 // Hex is a byte string that reads and writes as lower-case hex.

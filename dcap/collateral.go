@@ -475,6 +475,16 @@ func ParseTCBInfo(b []byte) (*TCBInfo, error) {
 		if t.ID == "TDX" && !l.TCB.HasTDX {
 			return nil, &FormatError{Field: fmt.Sprintf("tcb_info.tcbLevels[%d]", i), Msg: "TDX TCB info level without tdxtcbcomponents"}
 		}
+		if !slices.Contains(platformStatuses, l.TCBStatus) {
+			return nil, &FormatError{Field: fmt.Sprintf("tcb_info.tcbLevels[%d].tcbStatus", i), Msg: fmt.Sprintf("%q is not a TCB status", l.TCBStatus)}
+		}
+	}
+	for i, m := range t.TDXModuleIdentities {
+		for j, l := range m.TCBLevels {
+			if !slices.Contains(moduleStatuses, l.TCBStatus) {
+				return nil, &FormatError{Field: fmt.Sprintf("tcb_info.tdxModuleIdentities[%d].tcbLevels[%d].tcbStatus", i, j), Msg: fmt.Sprintf("%q is not a TDX module TCB status", l.TCBStatus)}
+			}
+		}
 	}
 	// Intel's library walks the levels sorted from the highest TCB down,
 	// whatever order the document lists them in; so do we.
@@ -483,6 +493,13 @@ func ParseTCBInfo(b []byte) (*TCBInfo, error) {
 	t.PCEID = strings.ToUpper(t.PCEID)
 	return &t, nil
 }
+
+// The statuses a signed TCB level may carry; anything else is refused
+// when the document is parsed, as Intel's library does.
+var (
+	platformStatuses = []string{"UpToDate", "SWHardeningNeeded", "ConfigurationNeeded", "ConfigurationAndSWHardeningNeeded", "OutOfDate", "OutOfDateConfigurationNeeded", "Revoked"}
+	moduleStatuses   = []string{"UpToDate", "OutOfDate", "Revoked"}
+)
 
 // compareTCB orders TCB levels: SGX components lexicographically, then
 // PCESVN, then TDX components.
@@ -510,6 +527,11 @@ func ParseQEIdentity(b []byte) (*QEIdentity, error) {
 	}
 	if len(q.TCBLevels) == 0 {
 		return nil, &FormatError{Field: "qe_identity.tcbLevels", Msg: "empty"}
+	}
+	for i, l := range q.TCBLevels {
+		if !slices.Contains(platformStatuses, l.TCBStatus) {
+			return nil, &FormatError{Field: fmt.Sprintf("qe_identity.tcbLevels[%d].tcbStatus", i), Msg: fmt.Sprintf("%q is not a TCB status", l.TCBStatus)}
+		}
 	}
 	return &q, nil
 }

@@ -22,7 +22,7 @@ var (
 	ErrIntermediateRevoked  = errors.New("PCK CA certificate revoked")
 	ErrTCBSigningRevoked    = errors.New("TCB signing certificate revoked")
 	ErrCRLMissing           = errors.New("CRL missing")
-	ErrCRLInvalid           = errors.New("CRL not signed by its issuer")
+	ErrCRLInvalid           = errors.New("CRL invalid for this chain")
 	ErrCRLExpired           = errors.New("CRL expired or not yet valid")
 	ErrPCKExtensions        = errors.New("PCK certificate SGX extensions invalid")
 	ErrCollateralMissing    = errors.New("collateral missing")
@@ -86,6 +86,9 @@ func ReasonOf(err error) error {
 	if errors.Is(err, ErrMalformed) {
 		return ErrMalformed
 	}
+	if errors.Is(err, ErrUnsupported) {
+		return ErrUnsupported
+	}
 	return nil
 }
 
@@ -94,9 +97,23 @@ func ReasonOf(err error) error {
 type FormatError struct {
 	Field string
 	Msg   string
+	// Unsupported marks well-formed input that asps does not verify (a
+	// quote version or attestation key type): it matches ErrUnsupported
+	// instead of ErrMalformed.
+	Unsupported bool
 }
 
-func (e *FormatError) Error() string { return fmt.Sprintf("malformed %s: %s", e.Field, e.Msg) }
+func (e *FormatError) Error() string {
+	if e.Unsupported {
+		return fmt.Sprintf("unsupported %s: %s", e.Field, e.Msg)
+	}
+	return fmt.Sprintf("malformed %s: %s", e.Field, e.Msg)
+}
 
-// Is makes every FormatError match ErrMalformed.
-func (e *FormatError) Is(target error) bool { return target == ErrMalformed }
+// Is makes a FormatError match ErrMalformed, or ErrUnsupported.
+func (e *FormatError) Is(target error) bool {
+	if e.Unsupported {
+		return target == ErrUnsupported
+	}
+	return target == ErrMalformed
+}

@@ -252,7 +252,7 @@ func ParseQuote(b []byte) (*Quote, error) {
 		return nil, r.err
 	}
 	if h.AttKeyType != AttKeyECDSAP256 {
-		return nil, &FormatError{Field: "header.att_key_type", Msg: fmt.Sprintf("%d is not supported (want 2, ECDSA-256-with-P-256)", h.AttKeyType)}
+		return nil, &FormatError{Field: "header.att_key_type", Msg: fmt.Sprintf("%d is not supported (want 2, ECDSA-256-with-P-256)", h.AttKeyType), Unsupported: true}
 	}
 	switch h.Version {
 	case 3:
@@ -290,7 +290,7 @@ func ParseQuote(b []byte) (*Quote, error) {
 			return nil, &FormatError{Field: "body.size", Msg: fmt.Sprintf("%d, want %d for body type %d", size, want, q.BodyType)}
 		}
 	default:
-		return nil, &FormatError{Field: "header.version", Msg: fmt.Sprintf("quote version %d is not supported (3, 4, 5 are)", h.Version)}
+		return nil, &FormatError{Field: "header.version", Msg: fmt.Sprintf("quote version %d is not supported (3, 4, 5 are)", h.Version), Unsupported: true}
 	}
 
 	switch q.BodyType {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/asps-project/asps/claims"
 )
@@ -55,7 +56,7 @@ func maskedEqual(got, want, mask []byte) bool {
 // TCB SVN of the TD report at least the level's TDX component. When the TDX
 // module's major version (TEE_TCB_SVN[1]) is non-zero, the first two bytes
 // describe the module and are judged by the module identity instead.
-func matchTCBLevel(ti *TCBInfo, pck *PCKExtensions, td *TDReport) (*TCBLevel, error) {
+func matchTCBLevel(ti *TCBInfo, pck *PCKExtensions, td *TDReport, label string) (*TCBLevel, error) {
 	for i := range ti.TCBLevels {
 		l := &ti.TCBLevels[i]
 		if !svnsAtLeast(pck.CompSVN[:], l.TCB.SGX[:], 0) || pck.PCESVN < l.TCB.PCESVN {
@@ -74,7 +75,7 @@ func matchTCBLevel(ti *TCBInfo, pck *PCKExtensions, td *TDReport) (*TCBLevel, er
 	}
 	detail := fmt.Sprintf("platform SGX TCB components %v, PCESVN %d", pck.CompSVN, pck.PCESVN)
 	if td != nil {
-		detail += fmt.Sprintf(", TEE TCB SVN %x", td.TeeTcbSvn)
+		detail += fmt.Sprintf(", %sTEE TCB SVN %x", label, td.TeeTcbSvn)
 	}
 	return nil, reject(CheckTCBLevel, ErrNoMatchingTCBLevel, "%s meet none of the %d TCB levels of FMSPC %s", detail, len(ti.TCBLevels), ti.FMSPC)
 }
@@ -113,7 +114,7 @@ func matchTDXModule(ti *TCBInfo, td *TDReport) (*QETCBLvl, error) {
 	id := fmt.Sprintf("TDX_%02X", major)
 	for i := range ti.TDXModuleIdentities {
 		mi := &ti.TDXModuleIdentities[i]
-		if mi.ID != id {
+		if !strings.EqualFold(mi.ID, id) {
 			continue
 		}
 		if err := check(id, mi.MrSigner, mi.Attributes, mi.AttributesMask); err != nil {
@@ -131,10 +132,35 @@ func matchTDXModule(ti *TCBInfo, td *TDReport) (*QETCBLvl, error) {
 }
 
 // convergeQE combines the platform's status with the QE's, as Intel's
-// quote verification library does: an out-of-date QE makes the whole TCB
-// out of date; a revoked QE revokes it.
+// quote verification library does: a revoked QE revokes the TCB; a QE in
+// any other state than UpToDate makes it out of date.
 func convergeQE(platform, qe string) string {
-	return converge(platform, qe)
+	switch qe {
+	case claims.StatusUpToDate:
+		return platform
+	case claims.StatusRevoked:
+		return claims.StatusRevoked
+	}
+	return converge(platform, claims.StatusOutOfDate)
+}
+
+// relaunch: a TD 1.5 whose own TCB is out of date but whose current TCB
+// (TEE_TCB_SVN2, converged with the QE) is not, should be relaunched to
+// pick up the update (Intel's TD relaunch check; dcap-qvl's statuses).
+func relaunch(final, current string) string {
+	if final != claims.StatusOutOfDate && final != claims.StatusOutOfDateConfigurationNeeded {
+		return final
+	}
+	switch current {
+	case claims.StatusUpToDate, claims.StatusSWHardeningNeeded:
+		if final == claims.StatusOutOfDateConfigurationNeeded {
+			return claims.StatusTDRelaunchAdvisedConfigurationNeeded
+		}
+		return claims.StatusTDRelaunchAdvised
+	case claims.StatusConfigurationNeeded, claims.StatusConfigurationAndSWHardeningNeeded:
+		return claims.StatusTDRelaunchAdvisedConfigurationNeeded
+	}
+	return final
 }
 
 // convergeTDXModule combines the platform's status with the TDX module's.

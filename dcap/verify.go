@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,7 +171,7 @@ type Result struct {
 func (v *Verifier) Verify(quote []byte, col *Collateral, at time.Time) (*Result, error) {
 	q, err := ParseQuote(quote)
 	if err != nil {
-		return nil, &Rejection{Check: CheckParse, Reason: ErrMalformed, Cause: err}
+		return nil, parseRejection(err)
 	}
 	return v.VerifyQuote(q, col, at)
 }
@@ -178,7 +179,7 @@ func (v *Verifier) Verify(quote []byte, col *Collateral, at time.Time) (*Result,
 // VerifyQuote verifies a parsed quote completely: PCK chain to the anchor,
 // CRLs, TCB info, QE identity, QE report, quote signature, TCB level.
 func (v *Verifier) VerifyQuote(q *Quote, col *Collateral, at time.Time) (*Result, error) {
-	if col == nil || col.TCBInfo == nil || col.QEIdentity == nil {
+	if col == nil || col.TCBInfoBody == nil || col.QEIdentityBody == nil {
 		return nil, reject(CheckTCBInfo, ErrCollateralMissing, "TCB info and QE identity are required (use chain-only verification to check just the signatures)")
 	}
 	if col.PCKCRL == nil || col.RootCACRL == nil {
@@ -200,7 +201,8 @@ func (v *Verifier) CheckPCKChain(q *Quote, at time.Time) (*PCKExtensions, error)
 	if err := chain.validAt(at); err != nil {
 		return nil, err
 	}
-	return chain.ext, nil
+	ext := *chain.ext
+	return &ext, nil
 }
 
 // VerifyChain checks only the cryptographic chain — anchor → PCK
@@ -210,12 +212,15 @@ func (v *Verifier) CheckPCKChain(q *Quote, at time.Time) (*PCKExtensions, error)
 func (v *Verifier) VerifyChain(quote []byte, col *Collateral, at time.Time) (*Result, error) {
 	q, err := ParseQuote(quote)
 	if err != nil {
-		return nil, &Rejection{Check: CheckParse, Reason: ErrMalformed, Cause: err}
+		return nil, parseRejection(err)
 	}
 	return v.verify(q, col, at, false)
 }
 
 func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*Result, error) {
+	if q == nil || (q.SGX == nil) == (q.TD == nil) || len(q.SignedData) == 0 {
+		return nil, reject(CheckParse, ErrMalformed, "not a parsed quote")
+	}
 	if q.Header.QEVendorID != IntelQEVendorID {
 		return nil, reject(CheckQEVendor, ErrQEVendor, "QE vendor ID %x, want %x", q.Header.QEVendorID, IntelQEVendorID)
 	}
@@ -231,18 +236,21 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	}
 	expiry := chain.notAfter
 
-	res := &Result{Quote: q, PCK: chain.ext}
+	ext := *chain.ext
+	res := &Result{Quote: q, PCK: &ext}
 
 	// Collateral: signatures and CRL issuers (cached), then dates.
 	var vc *verifiedCollateral
 	if col != nil {
-		vc = v.collateral(col)
+		if vc = v.collateral(col); vc.err != nil {
+			return nil, vc.err
+		}
 	}
-	if vc != nil && (col.PCKCRL != nil || col.RootCACRL != nil) {
-		if col.PCKCRL == nil || col.RootCACRL == nil {
+	if vc != nil && (vc.pckCRL != nil || vc.rootCRL != nil) {
+		if vc.pckCRL == nil || vc.rootCRL == nil {
 			return nil, reject(CheckPCKCRL, ErrCRLMissing, "both the PCK CRL and the root CA CRL are needed to check revocation")
 		}
-		e, err := v.checkRevocation(col, vc, chain, at)
+		e, err := v.checkRevocation(vc, chain, at)
 		if err != nil {
 			return nil, err
 		}
@@ -285,13 +293,17 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 		return res, nil
 	}
 
-	// TCB info and QE identity: signed, current, and fit for this quote.
-	ti, qi := col.TCBInfo, col.QEIdentity
+	// TCB info and QE identity: signed, under the PCK chain's root,
+	// current, and fit for this quote.
 	if vc.tcbInfoErr != nil {
 		return nil, vc.tcbInfoErr
 	}
 	if vc.qeIdentityErr != nil {
 		return nil, vc.qeIdentityErr
+	}
+	ti, qi := vc.tcbInfo, vc.qeIdentity
+	if !sameRoot(vc.tcbChain, chain.root) || !sameRoot(vc.qeChain, chain.root) {
+		return nil, reject(CheckTCBInfo, ErrCertChain, "the TCB info or QE identity is signed under another root than the PCK chain's %q", chain.root.Subject.CommonName)
 	}
 	if err := inWindow(CheckTCBInfo, "TCB info", ti.IssueDate, ti.NextUpdate, at); err != nil {
 		return nil, err
@@ -299,13 +311,13 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	if err := inWindow(CheckQEIdentity, "QE identity", qi.IssueDate, qi.NextUpdate, at); err != nil {
 		return nil, err
 	}
-	if err := certsValidAt(CheckTCBInfo, "TCB info issuer chain", col.TCBInfoIssuerChain, at); err != nil {
+	if err := certsValidAt(CheckTCBInfo, "TCB info issuer chain", vc.tcbChain, at); err != nil {
 		return nil, err
 	}
-	if err := certsValidAt(CheckQEIdentity, "QE identity issuer chain", col.QEIdentityIssuerChain, at); err != nil {
+	if err := certsValidAt(CheckQEIdentity, "QE identity issuer chain", vc.qeChain, at); err != nil {
 		return nil, err
 	}
-	expiry = earliest(expiry, ti.NextUpdate, qi.NextUpdate, vc.signingNotAfter)
+	expiry = earliest(expiry, ti.NextUpdate, qi.NextUpdate, vc.notAfter)
 	wantID, wantQE := "SGX", "QE"
 	if tdx {
 		wantID, wantQE = "TDX", "TD_QE"
@@ -325,6 +337,9 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	if qi.ID != wantQE {
 		return nil, reject(CheckQEIdentity, ErrQEIdentityMismatch, "QE identity id %q for a %s quote, want %q", qi.ID, q.TEE(), wantQE)
 	}
+	if qi.Version != 2 && !(tdx && qi.Version == 3) {
+		return nil, reject(CheckQEIdentity, ErrQEIdentityMismatch, "QE identity %s version %d is not supported (want 2%s)", qi.ID, qi.Version, map[bool]string{true: " or 3"}[tdx])
+	}
 
 	// The QE against its identity, and the QE's TCB level.
 	qeLevel, err := matchQEIdentity(&q.CertData.QEReport, qi)
@@ -333,7 +348,7 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	}
 
 	// The platform's TCB level.
-	level, err := matchTCBLevel(ti, chain.ext, q.TD)
+	level, err := matchTCBLevel(ti, chain.ext, q.TD, "")
 	if err != nil {
 		return nil, err
 	}
@@ -342,6 +357,7 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	res.PlatformTCBStatus = level.TCBStatus
 	res.QETCBStatus = qeLevel.TCBStatus
 	res.TCBDate = level.TCBDate
+	detail := fmt.Sprintf("platform %s, QE %s", level.TCBStatus, qeLevel.TCBStatus)
 
 	if tdx {
 		mod, err := matchTDXModule(ti, q.TD)
@@ -352,17 +368,44 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 			res.TDXModuleTCBStatus = mod.TCBStatus
 			status = convergeTDXModule(status, mod.TCBStatus)
 			advisories = append(advisories, mod.AdvisoryIDs...)
+			detail += ", TDX module " + mod.TCBStatus
 		}
 	}
 	status = convergeQE(status, qeLevel.TCBStatus)
 	advisories = append(advisories, qeLevel.AdvisoryIDs...)
+
+	// TD 1.5: the TCB the TD would run on if relaunched (TEE_TCB_SVN2)
+	// must be known too; if it is current while the TD's own is out of
+	// date, a relaunch is advised.
+	if tdx && q.TD.TD15 {
+		td2 := *q.TD
+		td2.TeeTcbSvn = q.TD.TeeTcbSvn2
+		cur, err := matchTCBLevel(ti, chain.ext, &td2, "TEE_TCB_SVN2 ")
+		if err != nil {
+			return nil, err
+		}
+		current := cur.TCBStatus
+		mod2, err := matchTDXModule(ti, &td2)
+		if err != nil {
+			return nil, err
+		}
+		if mod2 != nil {
+			current = convergeTDXModule(current, mod2.TCBStatus)
+		}
+		current = convergeQE(current, qeLevel.TCBStatus)
+		if current == claims.StatusRevoked {
+			status = claims.StatusRevoked
+			detail += ", current TCB (TEE_TCB_SVN2) Revoked"
+		}
+		status = relaunch(status, current)
+	}
 
 	res.TCBStatus = status
 	res.AdvisoryIDs = dedupe(advisories)
 	res.TCBEvaluationDataNumber = ti.TCBEvaluationDataNumber
 	res.CollateralExpiry = expiry
 	if status == claims.StatusRevoked {
-		return res, reject(CheckTCBLevel, ErrTCBRevoked, "platform %s, QE %s", level.TCBStatus, qeLevel.TCBStatus)
+		return res, reject(CheckTCBLevel, ErrTCBRevoked, "%s", detail)
 	}
 	return res, nil
 }
@@ -478,6 +521,11 @@ func (v *Verifier) pckChain(pemChain []byte) *pckChain {
 	}
 	v.count(cacheChain, false)
 	c = v.buildPCKChain(pemChain)
+	if c.err != nil {
+		// Failures are not cached: a flood of bad chains must not evict
+		// the good ones.
+		return c
+	}
 	v.store(func() {
 		if len(v.chains) >= v.maxCache {
 			clear(v.chains)
@@ -508,8 +556,25 @@ func (v *Verifier) buildPCKChain(pemChain []byte) *pckChain {
 		return c
 	}
 	c.leaf, c.inter, c.root = certs[0], certs[1], certs[2]
+	c.notBefore, c.notAfter = c.leaf.NotBefore, c.leaf.NotAfter
+	for _, x := range certs[1:] {
+		if x.NotBefore.After(c.notBefore) {
+			c.notBefore = x.NotBefore
+		}
+		if x.NotAfter.Before(c.notAfter) {
+			c.notAfter = x.NotAfter
+		}
+	}
 	if err := v.checkIssuedByAnchor(c.inter, c.root, "PCK CA certificate"); err != nil {
 		c.err = err
+		return c
+	}
+	if !bytes.Equal(c.leaf.RawIssuer, c.inter.RawSubject) {
+		c.err = reject(CheckPCKChain, ErrCertChain, "PCK certificate issuer %q is not the PCK CA %q", c.leaf.Issuer.CommonName, c.inter.Subject.CommonName)
+		return c
+	}
+	if c.leaf.IsCA {
+		c.err = reject(CheckPCKChain, ErrCertChain, "the PCK certificate %q is a CA", c.leaf.Subject.CommonName)
 		return c
 	}
 	if err := c.leaf.CheckSignatureFrom(c.inter); err != nil {
@@ -553,20 +618,38 @@ func keyID(c *x509.Certificate) string {
 }
 
 // Verified collateral: what does not depend on the time, cached by digest.
+//
+// Everything the verdict reads from collateral comes from here, derived
+// from the raw bytes whose signatures were checked (certificates and CRLs
+// re-parsed from their DER, TCB info and QE identity from their signed
+// bodies) — never from the exported, editable fields of a Collateral.
 
 type verifiedCollateral struct {
+	err error // the collateral cannot be used at all
+
+	rootCRL, pckCRL       *x509.RevocationList
 	rootCRLErr, pckCRLErr error
-	pckCRLIssuer          []byte // RawSubject of the PCK CRL's issuer
-	pckCRLIssuerName      string
-	pckCRLIssuerKey       *ecdsa.PublicKey
+	rootCRLAnchor         *ecdsa.PublicKey // the anchor that signed the root CA CRL
+	pckCRLIssuer          *x509.Certificate
+	pckCRLChain           []*x509.Certificate
 	rootRevoked           map[string]bool
 	pckRevoked            map[string]bool
-	tcbInfoErr            error
-	qeIdentityErr         error
-	signingNotAfter       time.Time
+
+	tcbInfo       *TCBInfo
+	tcbInfoErr    error
+	tcbChain      []*x509.Certificate
+	qeIdentity    *QEIdentity
+	qeIdentityErr error
+	qeChain       []*x509.Certificate
+
+	// notAfter is the earliest NotAfter of every collateral certificate.
+	notAfter time.Time
 }
 
 func (v *Verifier) collateral(col *Collateral) *verifiedCollateral {
+	if col.digest == ([32]byte{}) {
+		return &verifiedCollateral{err: reject(CheckTCBInfo, ErrCollateralMissing, "collateral not built by NewCollateral or ParseCollateralJSON")}
+	}
 	v.mu.RLock()
 	vc, ok := v.cols[col.digest]
 	v.mu.RUnlock()
@@ -588,40 +671,89 @@ func (v *Verifier) collateral(col *Collateral) *verifiedCollateral {
 func serialSet(l *x509.RevocationList) map[string]bool {
 	m := make(map[string]bool, len(l.RevokedCertificateEntries))
 	for _, e := range l.RevokedCertificateEntries {
-		m[string(e.SerialNumber.Bytes())] = true
+		if e.SerialNumber != nil {
+			m[string(e.SerialNumber.Bytes())] = true
+		}
 	}
 	return m
 }
 
+// reparse returns fresh copies of certificates from their DER.
+func reparse(certs []*x509.Certificate) ([]*x509.Certificate, error) {
+	out := make([]*x509.Certificate, len(certs))
+	for i, c := range certs {
+		var err error
+		if out[i], err = x509.ParseCertificate(c.Raw); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 func (v *Verifier) verifyCollateral(col *Collateral) *verifiedCollateral {
 	vc := &verifiedCollateral{}
+	fail := func(check string, err error) *verifiedCollateral {
+		vc.err = &Rejection{Check: check, Reason: ErrMalformed, Cause: err}
+		return vc
+	}
+	var err error
+	if vc.tcbChain, err = reparse(col.TCBInfoIssuerChain); err != nil {
+		return fail(CheckTCBInfo, err)
+	}
+	if vc.qeChain, err = reparse(col.QEIdentityIssuerChain); err != nil {
+		return fail(CheckQEIdentity, err)
+	}
+	if vc.pckCRLChain, err = reparse(col.PCKCRLIssuerChain); err != nil {
+		return fail(CheckPCKCRL, err)
+	}
+	for _, ch := range [][]*x509.Certificate{vc.tcbChain, vc.qeChain, vc.pckCRLChain} {
+		for _, c := range ch {
+			vc.notAfter = earliest(vc.notAfter, c.NotAfter)
+		}
+	}
 	// Root CA CRL: signed by an anchor key.
 	if col.RootCACRL != nil {
-		vc.rootRevoked = serialSet(col.RootCACRL)
-		vc.rootCRLErr = v.checkCRLByAnchor(col.RootCACRL)
+		if vc.rootCRL, err = x509.ParseRevocationList(col.RootCACRL.Raw); err != nil {
+			return fail(CheckRootCACRL, err)
+		}
+		vc.rootRevoked = serialSet(vc.rootCRL)
+		vc.rootCRLAnchor, vc.rootCRLErr = v.checkCRLByAnchor(vc.rootCRL)
 	}
 	// PCK CRL: signed by the PCK CA named in its issuer chain, which must
 	// itself chain to an anchor.
 	if col.PCKCRL != nil {
-		vc.pckRevoked = serialSet(col.PCKCRL)
-		vc.pckCRLErr = v.checkPCKCRL(col, vc)
+		if vc.pckCRL, err = x509.ParseRevocationList(col.PCKCRL.Raw); err != nil {
+			return fail(CheckPCKCRL, err)
+		}
+		vc.pckRevoked = serialSet(vc.pckCRL)
+		vc.pckCRLErr = v.checkPCKCRL(vc)
 	}
-	if col.TCBInfo != nil {
-		vc.tcbInfoErr = v.checkSignedBody(CheckTCBInfo, ErrTCBInfoSignature, "TCB info", col.TCBInfoIssuerChain, col.TCBInfoBody, col.TCBInfoSignature, vc)
+	if col.TCBInfoBody != nil {
+		vc.tcbInfoErr = v.checkSignedBody(CheckTCBInfo, ErrTCBInfoSignature, "TCB info", vc.tcbChain, col.TCBInfoBody, col.TCBInfoSignature, vc)
+		if vc.tcbInfoErr == nil {
+			if vc.tcbInfo, err = ParseTCBInfo(col.TCBInfoBody); err != nil {
+				vc.tcbInfoErr = &Rejection{Check: CheckTCBInfo, Reason: ErrMalformed, Cause: err}
+			}
+		}
 	}
-	if col.QEIdentity != nil {
-		vc.qeIdentityErr = v.checkSignedBody(CheckQEIdentity, ErrQEIdentitySignature, "QE identity", col.QEIdentityIssuerChain, col.QEIdentityBody, col.QEIdentitySignature, vc)
+	if col.QEIdentityBody != nil {
+		vc.qeIdentityErr = v.checkSignedBody(CheckQEIdentity, ErrQEIdentitySignature, "QE identity", vc.qeChain, col.QEIdentityBody, col.QEIdentitySignature, vc)
+		if vc.qeIdentityErr == nil {
+			if vc.qeIdentity, err = ParseQEIdentity(col.QEIdentityBody); err != nil {
+				vc.qeIdentityErr = &Rejection{Check: CheckQEIdentity, Reason: ErrMalformed, Cause: err}
+			}
+		}
 	}
 	return vc
 }
 
-func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) error {
+func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) (*ecdsa.PublicKey, error) {
 	for _, a := range v.anchors {
 		if err := checkCRLSignature(l, a); err == nil {
-			return nil
+			return a, nil
 		}
 	}
-	return reject(CheckRootCACRL, ErrCRLInvalid, "root CA CRL (issuer %q) is not signed by a trust anchor", l.Issuer.CommonName)
+	return nil, reject(CheckRootCACRL, ErrCRLInvalid, "root CA CRL (issuer %q) is not signed by a trust anchor", l.Issuer.CommonName)
 }
 
 func checkCRLSignature(l *x509.RevocationList, k *ecdsa.PublicKey) error {
@@ -637,36 +769,36 @@ func checkCRLSignature(l *x509.RevocationList, k *ecdsa.PublicKey) error {
 	return nil
 }
 
-func (v *Verifier) checkPCKCRL(col *Collateral, vc *verifiedCollateral) error {
-	l := col.PCKCRL
-	ch := col.PCKCRLIssuerChain
-	if len(ch) < 2 {
+func (v *Verifier) checkPCKCRL(vc *verifiedCollateral) error {
+	l, ch := vc.pckCRL, vc.pckCRLChain
+	if len(ch) != 2 {
 		return reject(CheckPCKCRL, ErrCRLInvalid, "PCK CRL issuer chain has %d certificates, want the PCK CA and the root CA", len(ch))
 	}
-	if err := v.checkIssuedByAnchor(ch[0], ch[len(ch)-1], "PCK CRL issuer"); err != nil {
+	if err := v.checkIssuedByAnchor(ch[0], ch[1], "PCK CRL issuer"); err != nil {
 		var r *Rejection
 		if errors.As(err, &r) {
 			r.Check = CheckPCKCRL
 		}
 		return err
 	}
-	if err := l.CheckSignatureFrom(ch[0]); err != nil {
-		return &Rejection{Check: CheckPCKCRL, Reason: ErrCRLInvalid, Detail: fmt.Sprintf("PCK CRL not signed by %q", ch[0].Subject.CommonName), Cause: err}
-	}
 	if !bytes.Equal(l.RawIssuer, ch[0].RawSubject) {
 		return reject(CheckPCKCRL, ErrCRLInvalid, "PCK CRL issuer %q is not its issuer chain's %q", l.Issuer.CommonName, ch[0].Subject.CommonName)
 	}
-	vc.pckCRLIssuer = ch[0].RawSubject
-	vc.pckCRLIssuerName = ch[0].Subject.CommonName
-	vc.pckCRLIssuerKey, _ = ch[0].PublicKey.(*ecdsa.PublicKey)
+	if err := l.CheckSignatureFrom(ch[0]); err != nil {
+		return &Rejection{Check: CheckPCKCRL, Reason: ErrCRLInvalid, Detail: fmt.Sprintf("PCK CRL not signed by %q", ch[0].Subject.CommonName), Cause: err}
+	}
+	vc.pckCRLIssuer = ch[0]
 	return nil
 }
 
+// checkSignedBody checks a TCB info or QE identity signature: by Intel's
+// TCB signing certificate (a non-CA that may sign data), issued by an
+// anchor, not on the root CA CRL.
 func (v *Verifier) checkSignedBody(check string, reason error, what string, chain []*x509.Certificate, body, sig []byte, vc *verifiedCollateral) error {
-	if len(chain) < 2 {
+	if len(chain) != 2 {
 		return reject(check, ErrCertChain, "%s issuer chain has %d certificates, want the TCB signing certificate and the root CA", what, len(chain))
 	}
-	signer, root := chain[0], chain[len(chain)-1]
+	signer, root := chain[0], chain[1]
 	if err := v.checkIssuedByAnchor(signer, root, what+" signing certificate"); err != nil {
 		var r *Rejection
 		if errors.As(err, &r) {
@@ -674,49 +806,72 @@ func (v *Verifier) checkSignedBody(check string, reason error, what string, chai
 		}
 		return err
 	}
-	if vc.rootRevoked != nil && vc.rootRevoked[string(signer.SerialNumber.Bytes())] {
+	if signer.IsCA || (signer.KeyUsage != 0 && signer.KeyUsage&x509.KeyUsageDigitalSignature == 0) {
+		return reject(check, ErrCertChain, "%s signer %q is a CA or may not sign data", what, signer.Subject.CommonName)
+	}
+	if !v.simulated && !strings.Contains(signer.Subject.CommonName, "SGX TCB Signing") {
+		return reject(check, ErrCertChain, "%s signer %q is not Intel's SGX TCB Signing certificate", what, signer.Subject.CommonName)
+	}
+	if vc.rootRevoked[string(signer.SerialNumber.Bytes())] {
 		return reject(check, ErrTCBSigningRevoked, "%s signing certificate %q (serial %x) is on the root CA CRL", what, signer.Subject.CommonName, signer.SerialNumber)
 	}
 	k, ok := signer.PublicKey.(*ecdsa.PublicKey)
 	if !ok {
 		return reject(check, ErrCertChain, "%s signing key is not ECDSA", what)
 	}
+	if len(sig) != 64 {
+		return reject(check, reason, "signature is %d bytes, want 64", len(sig))
+	}
 	d := sha256.Sum256(body)
 	r, s := rs(sig)
 	if !ecdsa.Verify(k, d[:], r, s) {
 		return reject(check, reason, "signature by %q over the %d-byte %s body does not verify", signer.Subject.CommonName, len(body), what)
 	}
-	if vc.signingNotAfter.IsZero() || signer.NotAfter.Before(vc.signingNotAfter) {
-		vc.signingNotAfter = signer.NotAfter
-	}
 	return nil
+}
+
+// sameRoot reports whether a collateral chain ends in the PCK chain's root
+// key: with several anchors, one anchor's collateral must not vouch for
+// another's platform.
+func sameRoot(chain []*x509.Certificate, root *x509.Certificate) bool {
+	if len(chain) == 0 {
+		return false
+	}
+	k, ok := chain[len(chain)-1].PublicKey.(*ecdsa.PublicKey)
+	return ok && k.Equal(root.PublicKey)
 }
 
 // checkRevocation checks both CRLs against the PCK chain at time at and
 // returns the CRLs' earliest next update.
-func (v *Verifier) checkRevocation(col *Collateral, vc *verifiedCollateral, chain *pckChain, at time.Time) (time.Time, error) {
+func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at time.Time) (time.Time, error) {
 	if vc.rootCRLErr != nil {
 		return time.Time{}, vc.rootCRLErr
 	}
 	if vc.pckCRLErr != nil {
 		return time.Time{}, vc.pckCRLErr
 	}
+	if !vc.rootCRLAnchor.Equal(chain.root.PublicKey) || !bytes.Equal(vc.rootCRL.RawIssuer, chain.root.RawSubject) {
+		return time.Time{}, reject(CheckRootCACRL, ErrCRLInvalid, "the root CA CRL (issuer %q) is not the CRL of the PCK chain's root %q", vc.rootCRL.Issuer.CommonName, chain.root.Subject.CommonName)
+	}
 	for _, c := range []struct {
 		check, what string
 		l           *x509.RevocationList
-	}{{CheckRootCACRL, "root CA CRL", col.RootCACRL}, {CheckPCKCRL, "PCK CRL", col.PCKCRL}} {
-		if at.Before(c.l.ThisUpdate) || (!c.l.NextUpdate.IsZero() && at.After(c.l.NextUpdate)) {
+	}{{CheckRootCACRL, "root CA CRL", vc.rootCRL}, {CheckPCKCRL, "PCK CRL", vc.pckCRL}} {
+		if c.l.NextUpdate.IsZero() {
+			return time.Time{}, reject(c.check, ErrCRLInvalid, "%s has no nextUpdate", c.what)
+		}
+		if at.Before(c.l.ThisUpdate) || at.After(c.l.NextUpdate) {
 			return time.Time{}, reject(c.check, ErrCRLExpired, "%s valid %s to %s, verification time %s", c.what,
 				c.l.ThisUpdate.Format(time.RFC3339), c.l.NextUpdate.Format(time.RFC3339), at.Format(time.RFC3339))
 		}
 	}
-	if err := certsValidAt(CheckPCKCRL, "PCK CRL issuer chain", col.PCKCRLIssuerChain, at); err != nil {
+	if err := certsValidAt(CheckPCKCRL, "PCK CRL issuer chain", vc.pckCRLChain, at); err != nil {
 		return time.Time{}, err
 	}
-	if !bytes.Equal(vc.pckCRLIssuer, chain.inter.RawSubject) {
-		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL is issued by %q but the PCK certificate by %q", vc.pckCRLIssuerName, chain.inter.Subject.CommonName)
+	if !bytes.Equal(vc.pckCRLIssuer.RawSubject, chain.inter.RawSubject) || !sameRoot(vc.pckCRLChain, chain.root) {
+		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL is issued by %q, but the PCK certificate by %q: a CRL of the wrong CA", vc.pckCRLIssuer.Subject.CommonName, chain.inter.Subject.CommonName)
 	}
-	if k, ok := chain.inter.PublicKey.(*ecdsa.PublicKey); !ok || vc.pckCRLIssuerKey == nil || !k.Equal(vc.pckCRLIssuerKey) {
+	if k, ok := chain.inter.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(vc.pckCRLIssuer.PublicKey) {
 		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL's issuer key is not the key of the PCK certificate's issuer %q", chain.inter.Subject.CommonName)
 	}
 	if vc.pckRevoked[string(chain.leaf.SerialNumber.Bytes())] {
@@ -725,7 +880,7 @@ func (v *Verifier) checkRevocation(col *Collateral, vc *verifiedCollateral, chai
 	if vc.rootRevoked[string(chain.inter.SerialNumber.Bytes())] {
 		return time.Time{}, reject(CheckRootCACRL, ErrIntermediateRevoked, "%q (serial %x) is on the root CA CRL", chain.inter.Subject.CommonName, chain.inter.SerialNumber)
 	}
-	return earliest(col.RootCACRL.NextUpdate, col.PCKCRL.NextUpdate), nil
+	return earliest(vc.rootCRL.NextUpdate, vc.pckCRL.NextUpdate), nil
 }
 
 // checkQEReport verifies the PCK key's signature over the QE report
@@ -757,4 +912,14 @@ func (v *Verifier) checkQEReport(q *Quote, chain *pckChain) error {
 		v.qes[key] = struct{}{}
 	})
 	return nil
+}
+
+// parseRejection wraps a parse error: unsupported (a quote version or key
+// type asps does not verify) or malformed.
+func parseRejection(err error) error {
+	reason := ErrMalformed
+	if errors.Is(err, ErrUnsupported) {
+		reason = ErrUnsupported
+	}
+	return &Rejection{Check: CheckParse, Reason: reason, Cause: err}
 }
