@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"encoding/binary"
 	"fmt"
-	"math/big"
 )
 
 // Quote header and body constants, as in Intel's "SGX ECDSA Quote Library
@@ -184,9 +183,28 @@ func p256Key(xy []byte) (*ecdsa.PublicKey, error) {
 	return k, nil
 }
 
-// rs splits a 64-byte r‖s signature.
-func rs(sig []byte) (*big.Int, *big.Int) {
-	return new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:64])
+// verifyRS verifies a raw r‖s P-256 signature over digest. The signature
+// is re-encoded as the DER SEQUENCE of two INTEGERs that crypto/ecdsa
+// reads, without going through math/big.
+func verifyRS(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	if len(sig) != 64 {
+		return false
+	}
+	var buf [72]byte
+	der := append(buf[:0], 0x30, 0)
+	for _, half := range [][]byte{sig[:32], sig[32:]} {
+		for len(half) > 1 && half[0] == 0 {
+			half = half[1:]
+		}
+		der = append(der, 0x02, byte(len(half)))
+		if half[0]&0x80 != 0 {
+			der[len(der)-1]++
+			der = append(der, 0)
+		}
+		der = append(der, half...)
+	}
+	der[1] = byte(len(der) - 2)
+	return ecdsa.VerifyASN1(pub, digest, der)
 }
 
 // reader walks a byte slice; every read names the field so a short input

@@ -63,9 +63,8 @@ type Verifier struct {
 	maxCache  int
 
 	mu     sync.RWMutex
-	chains map[[32]byte]*pckChain
+	chains map[string]*pckChain // by the PEM chain's exact bytes
 	cols   map[[32]byte]*verifiedCollateral
-	qes    map[[32]byte]struct{}
 
 	hits, misses [3]atomic.Uint64 // chain, collateral, QE report
 }
@@ -119,9 +118,8 @@ func NewVerifier(opts ...Option) *Verifier {
 	for _, o := range opts {
 		o(v)
 	}
-	v.chains = map[[32]byte]*pckChain{}
+	v.chains = map[string]*pckChain{}
 	v.cols = map[[32]byte]*verifiedCollateral{}
-	v.qes = map[[32]byte]struct{}{}
 	return v
 }
 
@@ -158,9 +156,12 @@ func (v *Verifier) anchored(k any) bool {
 // Result is an accepted quote: the claims and how the status was reached.
 type Result struct {
 	claims.Claims
-	PlatformTCBStatus       string         `json:"platform_tcb_status,omitempty"`
-	QETCBStatus             string         `json:"qe_tcb_status,omitempty"`
-	TDXModuleTCBStatus      string         `json:"tdx_module_tcb_status,omitempty"`
+	PlatformTCBStatus  string `json:"platform_tcb_status,omitempty"`
+	QETCBStatus        string `json:"qe_tcb_status,omitempty"`
+	TDXModuleTCBStatus string `json:"tdx_module_tcb_status,omitempty"`
+	// CurrentTCBStatus (TD 1.5) is the status of the TCB the TD would run
+	// on if relaunched (TEE_TCB_SVN2), converged with the QE's.
+	CurrentTCBStatus        string         `json:"current_tcb_status,omitempty"`
 	TCBEvaluationDataNumber int            `json:"tcb_evaluation_data_number,omitempty"`
 	RevocationChecked       bool           `json:"revocation_checked"`
 	Quote                   *Quote         `json:"-"`
@@ -263,12 +264,10 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	if err := v.checkQEReport(q, chain); err != nil {
 		return nil, err
 	}
-	h := sha256.New()
-	h.Write(q.AttestationKey[:])
-	h.Write(q.CertData.QEAuthData)
-	want := h.Sum(nil)
+	var buf [64 + 256]byte
+	want := sha256.Sum256(append(append(buf[:0], q.AttestationKey[:]...), q.CertData.QEAuthData...))
 	rd := q.CertData.QEReport.ReportData
-	if !bytes.Equal(rd[:32], want) || [32]byte(rd[32:]) != [32]byte{} {
+	if [32]byte(rd[:32]) != want || [32]byte(rd[32:]) != [32]byte{} {
 		return nil, reject(CheckQEReportData, ErrQEReportData, "QE report_data %x, want SHA-256(attestation key ‖ QE auth data) = %x followed by 32 zero bytes", rd[:], want)
 	}
 
@@ -278,8 +277,7 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 		return nil, &Rejection{Check: CheckQuoteSignature, Reason: ErrQuoteSignature, Cause: err}
 	}
 	digest := sha256.Sum256(q.SignedData)
-	r, s := rs(q.Signature[:])
-	if !ecdsa.Verify(ak, digest[:], r, s) {
+	if !verifyRS(ak, digest[:], q.Signature[:]) {
 		return nil, reject(CheckQuoteSignature, ErrQuoteSignature, "the attestation key's signature over the quote header and body does not verify")
 	}
 
@@ -357,7 +355,6 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	res.PlatformTCBStatus = level.TCBStatus
 	res.QETCBStatus = qeLevel.TCBStatus
 	res.TCBDate = level.TCBDate
-	detail := fmt.Sprintf("platform %s, QE %s", level.TCBStatus, qeLevel.TCBStatus)
 
 	if tdx {
 		mod, err := matchTDXModule(ti, q.TD)
@@ -368,7 +365,6 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 			res.TDXModuleTCBStatus = mod.TCBStatus
 			status = convergeTDXModule(status, mod.TCBStatus)
 			advisories = append(advisories, mod.AdvisoryIDs...)
-			detail += ", TDX module " + mod.TCBStatus
 		}
 	}
 	status = convergeQE(status, qeLevel.TCBStatus)
@@ -393,9 +389,9 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 			current = convergeTDXModule(current, mod2.TCBStatus)
 		}
 		current = convergeQE(current, qeLevel.TCBStatus)
+		res.CurrentTCBStatus = current
 		if current == claims.StatusRevoked {
 			status = claims.StatusRevoked
-			detail += ", current TCB (TEE_TCB_SVN2) Revoked"
 		}
 		status = relaunch(status, current)
 	}
@@ -405,6 +401,13 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	res.TCBEvaluationDataNumber = ti.TCBEvaluationDataNumber
 	res.CollateralExpiry = expiry
 	if status == claims.StatusRevoked {
+		detail := fmt.Sprintf("platform %s, QE %s", res.PlatformTCBStatus, res.QETCBStatus)
+		if res.TDXModuleTCBStatus != "" {
+			detail += ", TDX module " + res.TDXModuleTCBStatus
+		}
+		if res.CurrentTCBStatus != "" {
+			detail += ", current TCB (TEE_TCB_SVN2) " + res.CurrentTCBStatus
+		}
 		return res, reject(CheckTCBLevel, ErrTCBRevoked, "%s", detail)
 	}
 	return res, nil
@@ -496,6 +499,11 @@ func certsValidAt(check, what string, certs []*x509.Certificate, at time.Time) e
 // The PCK certificate chain.
 
 type pckChain struct {
+	// qes holds the QE reports (report ‖ signature) this PCK key was
+	// seen to sign; a platform has one QE, so a few entries at most.
+	qes  sync.Map
+	nqes atomic.Int32
+
 	leaf, inter, root   *x509.Certificate
 	leafKey             *ecdsa.PublicKey
 	ext                 *PCKExtensions
@@ -511,9 +519,8 @@ func (c *pckChain) validAt(at time.Time) error {
 }
 
 func (v *Verifier) pckChain(pemChain []byte) *pckChain {
-	key := sha256.Sum256(pemChain)
 	v.mu.RLock()
-	c, ok := v.chains[key]
+	c, ok := v.chains[string(pemChain)]
 	v.mu.RUnlock()
 	if ok {
 		v.count(cacheChain, true)
@@ -530,7 +537,7 @@ func (v *Verifier) pckChain(pemChain []byte) *pckChain {
 		if len(v.chains) >= v.maxCache {
 			clear(v.chains)
 		}
-		v.chains[key] = c
+		v.chains[string(pemChain)] = c
 	})
 	return c
 }
@@ -823,8 +830,7 @@ func (v *Verifier) checkSignedBody(check string, reason error, what string, chai
 		return reject(check, reason, "signature is %d bytes, want 64", len(sig))
 	}
 	d := sha256.Sum256(body)
-	r, s := rs(sig)
-	if !ecdsa.Verify(k, d[:], r, s) {
+	if !verifyRS(k, d[:], sig) {
 		return reject(check, reason, "signature by %q over the %d-byte %s body does not verify", signer.Subject.CommonName, len(body), what)
 	}
 	return nil
@@ -884,33 +890,22 @@ func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at t
 }
 
 // checkQEReport verifies the PCK key's signature over the QE report
-// (cached by chain, report and signature).
+// (cached per PCK chain, by report and signature).
 func (v *Verifier) checkQEReport(q *Quote, chain *pckChain) error {
-	h := sha256.New()
-	h.Write(chain.leaf.Raw)
-	h.Write(q.CertData.QEReport.raw)
-	h.Write(q.CertData.QEReportSignature[:])
-	var key [32]byte
-	h.Sum(key[:0])
-	v.mu.RLock()
-	_, ok := v.qes[key]
-	v.mu.RUnlock()
-	if ok {
+	var kb [SGXReportLen + 64]byte
+	key := string(append(append(kb[:0], q.CertData.QEReport.raw...), q.CertData.QEReportSignature[:]...))
+	if _, ok := chain.qes.Load(key); ok {
 		v.count(cacheQEReport, true)
 		return nil
 	}
 	v.count(cacheQEReport, false)
 	d := sha256.Sum256(q.CertData.QEReport.raw)
-	r, s := rs(q.CertData.QEReportSignature[:])
-	if !ecdsa.Verify(chain.leafKey, d[:], r, s) {
+	if !verifyRS(chain.leafKey, d[:], q.CertData.QEReportSignature[:]) {
 		return reject(CheckQEReport, ErrQEReportSignature, "the PCK key's signature over the QE report does not verify")
 	}
-	v.store(func() {
-		if len(v.qes) >= v.maxCache {
-			clear(v.qes)
-		}
-		v.qes[key] = struct{}{}
-	})
+	if v.maxCache > 0 && chain.nqes.Add(1) <= 64 {
+		chain.qes.Store(key, struct{}{})
+	}
 	return nil
 }
 
