@@ -3,14 +3,10 @@ package dcap
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/asps-project/asps/internal/testdata"
 )
@@ -20,60 +16,18 @@ type corpusCase struct {
 	name       string
 	quote      []byte
 	collateral *Collateral
-	exp        expected
-}
-
-type expected struct {
-	VerifyAt             time.Time `json:"verify_at"`
-	CollateralValidFrom  time.Time `json:"collateral_valid_from"`
-	CollateralValidUntil time.Time `json:"collateral_valid_until"`
-	Accepted             bool      `json:"accepted"`
-	Status               string    `json:"status"`
-	AdvisoryIDs          []string  `json:"advisory_ids"`
-	Error                string    `json:"error"`
-	QuoteVersion         int       `json:"quote_version"`
-	TEE                  string    `json:"tee"`
-	BodyType             int       `json:"body_type"`
-	MrEnclave            string    `json:"mr_enclave"`
-	MrSigner             string    `json:"mr_signer"`
-	IsvProdID            *int      `json:"isv_prod_id"`
-	IsvSvn               *int      `json:"isv_svn"`
-	Debug                bool      `json:"debug"`
-	ReportData           string    `json:"report_data"`
-	FMSPC                string    `json:"fmspc"`
-	MrTd                 string    `json:"mr_td"`
-	Rtmr0                string    `json:"rtmr0"`
-	TdAttributes         string    `json:"td_attributes"`
+	exp        testdata.DCAPExpected
 }
 
 func loadCorpus(t testing.TB) []corpusCase {
 	t.Helper()
-	dirs, err := filepath.Glob(testdata.Path(t, "dcap", "*", "expected.json"))
-	if err != nil || len(dirs) == 0 {
-		t.Fatalf("no cases in the corpus: %v", err)
-	}
 	var out []corpusCase
-	for _, e := range dirs {
-		dir := filepath.Dir(e)
-		c := corpusCase{name: filepath.Base(dir)}
-		b, err := os.ReadFile(e)
+	for _, tc := range testdata.DCAPCases(t) {
+		col, err := ParseCollateralJSON(tc.CollateralJSON)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: collateral: %v", tc.Name, err)
 		}
-		if err := json.Unmarshal(b, &c.exp); err != nil {
-			t.Fatalf("%s: %v", e, err)
-		}
-		if c.quote, err = os.ReadFile(filepath.Join(dir, "quote.bin")); err != nil {
-			t.Fatal(err)
-		}
-		cb, err := os.ReadFile(filepath.Join(dir, "collateral.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.collateral, err = ParseCollateralJSON(cb); err != nil {
-			t.Fatalf("%s: collateral: %v", c.name, err)
-		}
-		out = append(out, c)
+		out = append(out, corpusCase{name: tc.Name, quote: tc.Quote, collateral: col, exp: tc.Expected})
 	}
 	return out
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -25,36 +24,18 @@ type corpusCase struct {
 	dir   string
 	quote []byte
 	col   *dcap.Collateral
-	exp   struct {
-		VerifyAt    time.Time `json:"verify_at"`
-		Accepted    bool      `json:"accepted"`
-		Status      string    `json:"status"`
-		AdvisoryIDs []string  `json:"advisory_ids"`
-		Error       string    `json:"error"`
-		TEE         string    `json:"tee"`
-		FMSPC       string    `json:"fmspc"`
-	}
+	exp   testdata.DCAPExpected
 }
 
 func loadCorpus(t *testing.T) []corpusCase {
 	t.Helper()
-	exps, err := filepath.Glob(testdata.Path(t, "dcap", "*", "expected.json"))
-	if err != nil || len(exps) == 0 {
-		t.Fatalf("no cases in the corpus: %v", err)
-	}
 	var out []corpusCase
-	for _, e := range exps {
-		c := corpusCase{dir: filepath.Dir(e)}
-		c.name = filepath.Base(c.dir)
-		b := testdata.Read(t, "dcap", c.name, "expected.json")
-		if err := json.Unmarshal(b, &c.exp); err != nil {
+	for _, tc := range testdata.DCAPCases(t) {
+		col, err := dcap.ParseCollateralJSON(tc.CollateralJSON)
+		if err != nil {
 			t.Fatal(err)
 		}
-		c.quote = testdata.Read(t, "dcap", c.name, "quote.bin")
-		if c.col, err = dcap.ParseCollateralJSON(testdata.Read(t, "dcap", c.name, "collateral.json")); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
+		out = append(out, corpusCase{name: tc.Name, dir: tc.Dir, quote: tc.Quote, col: col, exp: tc.Expected})
 	}
 	return out
 }
