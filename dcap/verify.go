@@ -847,6 +847,19 @@ func sameRoot(chain []*x509.Certificate, root *x509.Certificate) bool {
 	return ok && k.Equal(root.PublicKey)
 }
 
+// crlCurrent checks a CRL's validity window at time at; a CRL without
+// nextUpdate is refused (RFC 5280 requires it; Intel's carry it).
+func crlCurrent(check, what string, l *x509.RevocationList, at time.Time) error {
+	if l.NextUpdate.IsZero() {
+		return reject(check, ErrCRLInvalid, "%s has no nextUpdate", what)
+	}
+	if at.Before(l.ThisUpdate) || at.After(l.NextUpdate) {
+		return reject(check, ErrCRLExpired, "%s valid %s to %s, verification time %s", what,
+			l.ThisUpdate.Format(time.RFC3339), l.NextUpdate.Format(time.RFC3339), at.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // checkRevocation checks both CRLs against the PCK chain at time at and
 // returns the CRLs' earliest next update.
 func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at time.Time) (time.Time, error) {
@@ -859,17 +872,11 @@ func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at t
 	if !vc.rootCRLAnchor.Equal(chain.root.PublicKey) || !bytes.Equal(vc.rootCRL.RawIssuer, chain.root.RawSubject) {
 		return time.Time{}, reject(CheckRootCACRL, ErrCRLInvalid, "the root CA CRL (issuer %q) is not the CRL of the PCK chain's root %q", vc.rootCRL.Issuer.CommonName, chain.root.Subject.CommonName)
 	}
-	for _, c := range []struct {
-		check, what string
-		l           *x509.RevocationList
-	}{{CheckRootCACRL, "root CA CRL", vc.rootCRL}, {CheckPCKCRL, "PCK CRL", vc.pckCRL}} {
-		if c.l.NextUpdate.IsZero() {
-			return time.Time{}, reject(c.check, ErrCRLInvalid, "%s has no nextUpdate", c.what)
-		}
-		if at.Before(c.l.ThisUpdate) || at.After(c.l.NextUpdate) {
-			return time.Time{}, reject(c.check, ErrCRLExpired, "%s valid %s to %s, verification time %s", c.what,
-				c.l.ThisUpdate.Format(time.RFC3339), c.l.NextUpdate.Format(time.RFC3339), at.Format(time.RFC3339))
-		}
+	if err := crlCurrent(CheckRootCACRL, "root CA CRL", vc.rootCRL, at); err != nil {
+		return time.Time{}, err
+	}
+	if err := crlCurrent(CheckPCKCRL, "PCK CRL", vc.pckCRL, at); err != nil {
+		return time.Time{}, err
 	}
 	if err := certsValidAt(CheckPCKCRL, "PCK CRL issuer chain", vc.pckCRLChain, at); err != nil {
 		return time.Time{}, err

@@ -155,7 +155,7 @@ func TestRejections(t *testing.T) {
 				return true
 			}
 		}},
-		{name: "issuer chain of the PCK CA", target: KindTCBInfo, reason: dcap.ErrTCBInfoSignature, fault: func(e *env) fault {
+		{name: "issuer chain of the PCK CA", target: KindTCBInfo, reason: dcap.ErrCertChain, fault: func(e *env) fault {
 			return func(_ *env, k Key, w http.ResponseWriter) bool {
 				if k.Kind != KindTCBInfo {
 					return false
