@@ -363,8 +363,15 @@ func findOrBuild() (string, error) {
 		return "", err
 	}
 	out := filepath.Join(outDir, "vaultdev")
-	// Build to a private name, then rename: test processes of several
-	// packages may build at once, and a running binary must not be rewritten.
+	// Test processes of several packages start at once: one builds, the
+	// others wait on the lock and then find the build cache warm.
+	if lf, err := os.OpenFile(filepath.Join(outDir, "build.lock"), os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		defer lf.Close()
+		_ = syscall.Flock(int(lf.Fd()), syscall.LOCK_EX)
+		defer syscall.Flock(int(lf.Fd()), syscall.LOCK_UN)
+	}
+	// Build to a private name, then rename: a running binary must not be
+	// rewritten.
 	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
