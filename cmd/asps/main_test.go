@@ -165,10 +165,7 @@ func TestFetchAndRun(t *testing.T) {
 		t.Fatalf("refused fetch: %d %s", code, stderr)
 	}
 
-	bin := filepath.Join(t.TempDir(), "asps")
-	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, b)
-	}
+	bin := buildBinary(t)
 	keyFile := filepath.Join(t.TempDir(), "k", "demo.key")
 	cmd := exec.Command(bin, "run", "--dev-dir", dir, "--env", "db-password=DB_PASSWORD", "--file", "demo-key="+keyFile,
 		"--", "sh", "-c", `printf '%s|' "$DB_PASSWORD"; stat -c %a "$0"; od -An -tx1 -N3 "$0" | tr -d ' \n'`, keyFile)

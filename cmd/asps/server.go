@@ -58,8 +58,14 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	auditPath := fs.String("audit", envDefault("ASPS_AUDIT", ""), "append audit records (JSON lines) to `FILE` [ASPS_AUDIT]")
 	metricsAddr := fs.String("metrics-listen", envDefault("ASPS_METRICS_LISTEN", ""), "serve Prometheus /metrics and /healthz on `ADDR`")
 	simRoot := fs.String("insecure-simulator-root", "", "INSECURE, dev only: trust this simulator root `PEM` instead of Intel's")
+	configPath := fs.String("config", envDefault("ASPS_CONFIG", ""), "read settings from a YAML/JSON `FILE` of flag name → value; flags given on the command line win [ASPS_CONFIG]")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
+	}
+	if *configPath != "" {
+		if err := applyConfigFile(fs, *configPath); err != nil {
+			return &exitError{code: 2, msg: err.Error()}
+		}
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	if *policyPath == "" {

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/dcap/sim"
+	"github.com/asps-project/asps/devmode"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// buildBinary builds the asps binary once per test process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "asps-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "asps")
+		if b, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("build: %v\n%s", err, b)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// TestServerProcess runs `asps server` as an operator would — a config
+// file, a policy, a file store, collateral from a bundle, an audit log,
+// metrics — and a workload fetching through `asps fetch`; then a policy
+// reload on SIGHUP and a graceful stop on SIGTERM.
+func TestServerProcess(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	pki, err := sim.NewPKI([]byte("server-process-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.Save(filepath.Join(dir, "pki")); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	root := write("root.pem", pki.RootPEM())
+	a, err := sim.NewAttester(sim.Options{PKI: pki, TEE: claims.SGX})
+	if err != nil {
+		t.Fatal(err)
+	}
+	col, err := a.Collateral(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	colJSON, _ := col.MarshalJSON()
+	colFile := write("collateral.json", colJSON)
+	bundle := filepath.Join(dir, "bundle")
+	if code, _, stderr := run(t, "collateral", "import", colFile, "--trust-root", root, "--out", bundle); code != 0 {
+		t.Fatalf("collateral import: %s", stderr)
+	}
+	policyPath := write("policy.yaml", devmode.DemoPolicy())
+	write("secrets.yaml", []byte("demo-key: {hex: 42cd4b7f1e0a9c3d5b6f8e2a1c4d7b9e0f3a5c8d2b4e6f1a3c5d7e9b0a2c4e6f}\ndb-password: correct horse battery staple\ntdx-token: t\nother-app: o\n"))
+	metrics := freePort(t)
+	audit := filepath.Join(dir, "audit.jsonl")
+	config := write("config.yaml", fmt.Appendf(nil, "policy: %s\nstore: file:%s\ncollateral-dir: %s\naudit: %s\nmetrics-listen: %s\nlisten: 127.0.0.1:0\n",
+		policyPath, filepath.Join(dir, "secrets.yaml"), bundle, audit, metrics))
+
+	// Production mode refuses a policy that admits simulated evidence.
+	out, err := exec.Command(bin, "server", "--config", config).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "allow_simulated") {
+		t.Fatalf("production mode with a simulator policy: %v\n%s", err, out)
+	}
+
+	cmd := exec.Command(bin, "server", "--config", config, "--insecure-simulator-root", root)
+	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	pinCh, addrCh := make(chan string, 1), make(chan string, 1)
+	var logs strings.Builder
+	var logMu sync.Mutex
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if p, ok := strings.CutPrefix(sc.Text(), "server key pin (give clients --server-pin): "); ok {
+				pinCh <- p
+			}
+		}
+	}()
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logMu.Lock()
+			logs.WriteString(sc.Text() + "\n")
+			logMu.Unlock()
+			var l struct{ Msg, Addr string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "asps server listening" {
+				addrCh <- l.Addr
+			}
+		}
+	}()
+	var pin, addr string
+	for pin == "" || addr == "" {
+		select {
+		case pin = <-pinCh:
+		case addr = <-addrCh:
+		case <-time.After(30 * time.Second):
+			logMu.Lock()
+			defer logMu.Unlock()
+			t.Fatalf("server did not start:\n%s", logs.String())
+		}
+	}
+	logMu.Lock()
+	if !strings.Contains(logs.String(), "INSECURE DEV MODE") {
+		t.Error("dev mode did not say so loudly at start-up")
+	}
+	logMu.Unlock()
+
+	fetch := func(name string) (string, error) {
+		out, err := exec.Command(bin, "fetch", "--server", addr, "--server-pin", pin, "--dev-dir", dir, "--format", "hex", name).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	got, err := fetch("demo-key")
+	if err != nil || got != "42cd4b7f1e0a9c3d5b6f8e2a1c4d7b9e0f3a5c8d2b4e6f1a3c5d7e9b0a2c4e6f" {
+		t.Fatalf("fetch: %v %q", err, got)
+	}
+
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`asps_decisions_total{code="OK",decision="allow"} 1`, "asps_quote_verify_seconds", "asps_verifier_cache_total"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+	if strings.Contains(string(body), "42cd4b") {
+		t.Fatal("a secret value reached the metrics")
+	}
+	if resp, err := http.Get("http://" + metrics + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz: %v %v", err, resp)
+	}
+
+	// SIGHUP: the edited policy takes effect.
+	edited := strings.Replace(string(devmode.DemoPolicy()), "      demo-key: demo-key\n", "", 1)
+	write("policy.yaml", []byte(edited))
+	cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := fetch("demo-key")
+		if err != nil && strings.Contains(out, "PermissionDenied") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reloaded policy never took effect: %v %s", err, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	b, err := os.ReadFile(audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"decision":"allow"`) || !strings.Contains(string(b), `"decision":"deny"`) || strings.Contains(string(b), "42cd4b") {
+		t.Fatalf("audit log:\n%s", b)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("server exit after SIGTERM: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("server did not stop on SIGTERM")
+	}
+}
