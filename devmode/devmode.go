@@ -39,6 +39,7 @@ var (
 	DemoMrEnclave = sha256.Sum256([]byte("asps demo enclave"))
 	DemoMrSigner  = sha256.Sum256([]byte("asps demo signer"))
 	DemoMrTD      = sha512.Sum384([]byte("asps demo trust domain"))
+	DemoRtmr1     = sha512.Sum384([]byte("asps demo kernel and command line"))
 	OtherEnclave  = sha256.Sum256([]byte("some other enclave"))
 )
 
@@ -76,6 +77,7 @@ apps:
   - id: demo-td
     tee: tdx
     mr_td: %x
+    rtmr1: %x
     secrets:
       tdx-token: tdx-token
   - id: other
@@ -83,7 +85,7 @@ apps:
     mr_enclave: %x
     secrets:
       other-app: other-app
-`, DemoMrEnclave, DemoMrSigner, DemoIsvProdID, DemoIsvSVN, DemoMrTD, OtherEnclave)
+`, DemoMrEnclave, DemoMrSigner, DemoIsvProdID, DemoIsvSVN, DemoMrTD, DemoRtmr1, OtherEnclave)
 }
 
 // DemoIdentity returns the demo enclave's (or TD's) identity.
@@ -91,6 +93,7 @@ func DemoIdentity(tee claims.TEE) sim.Identity {
 	var id sim.Identity
 	if tee == claims.TDX {
 		id.MrTD = DemoMrTD
+		id.Rtmr[1] = DemoRtmr1
 		return id
 	}
 	id.MrEnclave, id.MrSigner, id.IsvProdID, id.IsvSVN = DemoMrEnclave, DemoMrSigner, DemoIsvProdID, DemoIsvSVN

@@ -21,16 +21,24 @@ import (
 // good policy.
 type Holder struct {
 	path  string
+	parse func(data []byte) (*Policy, error)
 	check func(*Policy) error
 	cur   atomic.Pointer[Policy]
-	mu    sync.Mutex // serialises reloads
+	mu    sync.Mutex // serialises reloads: read, parse, check, store
 }
 
 // NewHolder loads the policy at path. check, if not nil, is applied to every
 // policy before it is put in place — at start and on each reload — and can
 // refuse it; a production server passes one that refuses AllowSimulated.
 func NewHolder(path string, check func(*Policy) error) (*Holder, error) {
-	h := &Holder{path: path, check: check}
+	return NewHolderWith(path, nil, check)
+}
+
+// NewHolderWith is NewHolder with another reader of the file: parse turns
+// its bytes into a policy (an importer of Intel ASPS's or Occlum's files,
+// say). A nil parse reads this package's format.
+func NewHolderWith(path string, parse func(data []byte) (*Policy, error), check func(*Policy) error) (*Holder, error) {
+	h := &Holder{path: path, parse: parse, check: check}
 	if err := h.Reload(); err != nil {
 		return nil, err
 	}
@@ -63,17 +71,18 @@ func (h *Holder) Reload() error {
 		return h.keeping(errors.New("policy: this policy has no policy file to reload (it was imported?); " +
 			"convert it to a policy file to make it reloadable"))
 	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	data, err := readFile(h.path)
 	if err != nil {
 		return h.keeping(err)
 	}
-	return h.reload(data)
-}
-
-func (h *Holder) reload(data []byte) error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	p, err := Parse(data, formatOf(h.path))
+	var p *Policy
+	if h.parse != nil {
+		p, err = h.parse(data)
+	} else {
+		p, err = Parse(data, formatOf(h.path))
+	}
 	if err != nil {
 		return h.keeping(fmt.Errorf("%s: %w", h.path, err))
 	}
@@ -150,7 +159,9 @@ func (h *Holder) Watch(ctx context.Context, interval time.Duration, logger *slog
 		if cur := h.Policy(); (cur != nil && digest == cur.Digest) || digest == failed {
 			continue
 		}
-		if err := h.reload(data); err != nil {
+		// Reload reads the file again under the lock, so a concurrent
+		// SIGHUP reload and this one cannot apply an older content last.
+		if err := h.Reload(); err != nil {
 			failed = digest
 			logger.Error("policy reload failed; keeping the current policy", "path", h.path, "err", err)
 			continue

@@ -715,6 +715,13 @@ func (r *reader) tdxSelector(f *fileApp) *TDXSelector {
 	if !present(f.MrTd) {
 		r.fail("mr_td", ErrNoSelector, "a tdx app needs mr_td; without it it would match any trust domain")
 	}
+	// MRTD measures only the TD's virtual firmware, which a cloud gives
+	// every tenant alike; the kernel, its command line and the workload
+	// are measured into the RTMRs, and MRCONFIGID/MROWNER name the
+	// tenant's own configuration.
+	if present(f.MrTd) && !present(f.Rtmr0) && !present(f.Rtmr1) && !present(f.Rtmr2) && !present(f.Rtmr3) && !present(f.MrConfigID) && !present(f.MrOwner) {
+		r.fail("mr_td", ErrNoSelector, "mr_td alone measures only the TD firmware, which other tenants share: add rtmr0-3 (kernel, command line, workload) or mr_config_id / mr_owner")
+	}
 	return s
 }
 
