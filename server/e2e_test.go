@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -336,5 +337,71 @@ func TestWhoAmI(t *testing.T) {
 	}
 	if w.GetMatchedApp() != "" || !strings.Contains(w.GetMatchError(), "mr_signer") || len(w.GetSecretNames()) != 0 {
 		t.Fatalf("whoami of an unknown enclave %v", w)
+	}
+}
+
+// TestRequestLimits: oversized, repeated or too many names are refused
+// before anything is recorded.
+func TestRequestLimits(t *testing.T) {
+	f := start(t, devmode.Options{})
+	ctx := context.Background()
+	c := aspsv1.NewSecretsClient(f.conn(t, tls.Certificate{}))
+	many := make([]string, server.MaxNames+1)
+	for i := range many {
+		many[i] = fmt.Sprintf("n%d", i)
+	}
+	for name, names := range map[string][]string{
+		"too many": many,
+		"too long": {strings.Repeat("x", server.MaxNameLength+1)},
+		"repeated": {"demo-key", "demo-key"},
+		"empty":    {""},
+		"none":     nil,
+	} {
+		_, err := c.GetSecrets(ctx, &aspsv1.GetSecretsRequest{Names: names})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if n := len(f.audit.records(t)); n != 0 {
+		t.Fatalf("%d audit records for malformed requests from an unattested peer", n)
+	}
+}
+
+// TestStoreErrorsStayOnTheServer: the workload learns which secret failed
+// and how, never the store's address, paths or messages; the audit record
+// keeps them.
+func TestStoreErrorsStayOnTheServer(t *testing.T) {
+	st := flakyStore{Store: store.NewMemory(devmode.DemoSecrets()), down: "db-password"}
+	f := start(t, devmode.Options{Store: st})
+	c := aspsv1.NewSecretsClient(f.conn(t, f.certFor(t, f.attester(t, demoSGX()))))
+	_, err := c.GetSecrets(context.Background(), &aspsv1.GetSecretsRequest{Names: []string{"db-password"}})
+	if status.Code(err) != codes.Unavailable || strings.Contains(err.Error(), "down for the test") || !strings.Contains(err.Error(), "db-password") {
+		t.Fatalf("client saw %v", err)
+	}
+	recs := f.audit.records(t)
+	if r := recs[len(recs)-1]; !strings.Contains(r.Reason, "down for the test") {
+		t.Fatalf("audit reason %q lacks the store's message", r.Reason)
+	}
+}
+
+// TestIntelServiceBinaryAndReplayAudited: a binary value cannot travel in
+// Intel's string reply and is refused before release; a replayed ctx is
+// refused; both are audited.
+func TestIntelServiceBinaryAndReplayAudited(t *testing.T) {
+	f := start(t, devmode.Options{})
+	ctx := context.Background()
+	cert := f.certFor(t, f.attester(t, demoSGX()))
+	ic := intelaspspb.NewSecretMangerClient(f.conn(t, cert))
+	if _, err := ic.GetSecret(ctx, &intelaspspb.SecretRequest{Key: "demo-key"}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("binary value: %v", err)
+	}
+	other := f.certFor(t, f.attester(t, demoSGX()))
+	replay := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Certificate[0]}))
+	if _, err := ic.GetSecret(ctx, &intelaspspb.SecretRequest{Key: "db-password", Ctx: replay}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("replay: %v", err)
+	}
+	recs := f.audit.records(t)
+	if len(recs) != 2 || recs[0].Decision != audit.Deny || recs[1].Decision != audit.Deny || recs[0].Code != "FailedPrecondition" {
+		t.Fatalf("audit: %+v", recs)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -97,6 +98,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Metrics != nil {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.unaryInterceptor))
 	}
+	sopts = append(sopts,
+		grpc.MaxRecvMsgSize(64<<10),
+		grpc.MaxConcurrentStreams(128),
+		grpc.ConnectionTimeout(10*time.Second),
+	)
 	s.grpc = grpc.NewServer(sopts...)
 	aspsv1.RegisterSecretsServer(s.grpc, &secretsService{s: s})
 	occlumpb.RegisterGrSecretServer(s.grpc, &occlumService{s: s})
@@ -175,12 +181,53 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	return nil
 }
 
+// Request limits: a workload asks for a handful of secrets by name.
+const (
+	MaxNames      = 64
+	MaxNameLength = 256
+)
+
+// checkNames refuses empty, oversized, repeated or too many names before
+// anything is recorded, so an unattested peer cannot fill the audit log.
+func checkNames(names []string) error {
+	if len(names) == 0 {
+		return status.Error(codes.InvalidArgument, "no secret names")
+	}
+	if len(names) > MaxNames {
+		return status.Errorf(codes.InvalidArgument, "%d secret names; at most %d per request", len(names), MaxNames)
+	}
+	seen := make(map[string]bool, len(names))
+	for i, n := range names {
+		switch {
+		case n == "":
+			return status.Errorf(codes.InvalidArgument, "secret name %d is empty", i)
+		case len(n) > MaxNameLength:
+			return status.Errorf(codes.InvalidArgument, "secret name %d is %d bytes; at most %d", i, len(n), MaxNameLength)
+		case seen[n]:
+			return status.Errorf(codes.InvalidArgument, "secret %q asked for twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
 // provision is the whole decision for a set of names: all or nothing.
-func (s *Server) provision(ctx context.Context, service string, names []string) (vals [][]byte, err error) {
+// pre, when set, runs after the workload is attested and matched (a
+// compatibility service's own check); release, when set, vets the values
+// before they are released. Every outcome is audited.
+func (s *Server) provision(ctx context.Context, service string, names []string, pre func(context.Context) error, release func([][]byte) error) (vals [][]byte, err error) {
+	if err := checkNames(names); err != nil {
+		return nil, err
+	}
 	d := &decision{rec: audit.Record{Service: service, Requested: names}}
 	defer func() { s.finish(d, err) }()
 	if err := s.match(ctx, d); err != nil {
 		return nil, err
+	}
+	if pre != nil {
+		if err := pre(ctx); err != nil {
+			return nil, err
+		}
 	}
 	refs, err := d.app.Authorize(names)
 	if err != nil {
@@ -188,40 +235,40 @@ func (s *Server) provision(ctx context.Context, service string, names []string) 
 	}
 	vals = make([][]byte, len(refs))
 	for i, r := range refs {
-		v, err := s.fetch(ctx, r)
+		v, err := s.fetch(ctx, d, r)
 		if err != nil {
 			clear(vals)
 			return nil, err
 		}
 		vals[i] = v
 	}
-	// Repeated names were folded by Authorize; answer in request order.
-	if len(refs) != len(names) {
-		byName := make(map[string][]byte, len(refs))
-		for i, r := range refs {
-			byName[r.Name] = vals[i]
-		}
-		vals = vals[:0]
-		for _, n := range names {
-			vals = append(vals, byName[n])
+	if release != nil {
+		if err := release(vals); err != nil {
+			clear(vals)
+			return nil, err
 		}
 	}
 	d.rec.Released = names
 	// A release that cannot be audited does not happen.
 	if err := s.opts.Audit.Record(s.record(d, nil)); err != nil {
 		d.rec.Released = nil
+		clear(vals)
 		s.opts.Logger.Error("audit write failed; refusing the release", "err", err)
 		return nil, status.Error(codes.Internal, "audit log unavailable")
 	}
-	d.rec.Decision = audit.Allow // recorded already
 	return vals, nil
 }
 
-func (s *Server) fetch(ctx context.Context, r policy.SecretRef) ([]byte, error) {
+// fetch reads one secret. The workload is told which secret failed and
+// how (NotFound, PermissionDenied, Unavailable); the store's own message —
+// addresses, paths, its error text — goes only to the audit record and
+// the log.
+func (s *Server) fetch(ctx context.Context, d *decision, r policy.SecretRef) ([]byte, error) {
 	st := s.opts.Store
 	if strings.HasPrefix(r.Ref, policy.InlinePrefix) {
 		if s.opts.Inline == nil {
-			return nil, status.Errorf(codes.NotFound, "secret %q: no inline store configured", r.Name)
+			d.rec.Reason = fmt.Sprintf("secret %q: no inline store configured", r.Name)
+			return nil, status.Errorf(codes.NotFound, "secret %q not found", r.Name)
 		}
 		st = s.opts.Inline
 	}
@@ -232,15 +279,17 @@ func (s *Server) fetch(ctx context.Context, r policy.SecretRef) ([]byte, error) 
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.observeStore(st.Kind(), time.Since(start), err)
 	}
-	switch {
-	case err == nil:
+	if err == nil {
 		return v, nil
+	}
+	d.rec.Reason = err.Error()
+	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return nil, status.Errorf(codes.NotFound, "secret %q: %v", r.Name, err)
+		return nil, status.Errorf(codes.NotFound, "secret %q not found in the store", r.Name)
 	case errors.Is(err, store.ErrPermissionDenied):
-		return nil, status.Errorf(codes.PermissionDenied, "secret %q: %v", r.Name, err)
+		return nil, status.Errorf(codes.PermissionDenied, "secret %q: the store refused this app's credential", r.Name)
 	default:
-		return nil, status.Errorf(codes.Unavailable, "secret %q: %v", r.Name, err)
+		return nil, status.Errorf(codes.Unavailable, "secret %q: the store is unavailable; nothing was released, try again later", r.Name)
 	}
 }
 
@@ -254,7 +303,9 @@ func (s *Server) record(d *decision, err error) audit.Record {
 	r.Released = nil
 	st, _ := status.FromError(err)
 	r.Code = st.Code().String()
-	r.Reason = st.Message()
+	if r.Reason == "" {
+		r.Reason = st.Message()
+	}
 	return r
 }
 
@@ -278,10 +329,7 @@ type secretsService struct {
 }
 
 func (x *secretsService) GetSecrets(ctx context.Context, req *aspsv1.GetSecretsRequest) (*aspsv1.GetSecretsResponse, error) {
-	if len(req.GetNames()) == 0 {
-		return nil, status.Error(codes.InvalidArgument, "no secret names")
-	}
-	vals, err := x.s.provision(ctx, "asps.v1.Secrets/GetSecrets", req.GetNames())
+	vals, err := x.s.provision(ctx, "asps.v1.Secrets/GetSecrets", req.GetNames(), nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -293,10 +341,7 @@ func (x *secretsService) GetSecrets(ctx context.Context, req *aspsv1.GetSecretsR
 }
 
 func (x *secretsService) GetSecret(ctx context.Context, req *aspsv1.GetSecretRequest) (*aspsv1.Secret, error) {
-	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "no secret name")
-	}
-	vals, err := x.s.provision(ctx, "asps.v1.Secrets/GetSecret", []string{req.GetName()})
+	vals, err := x.s.provision(ctx, "asps.v1.Secrets/GetSecret", []string{req.GetName()}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -355,10 +400,7 @@ type occlumService struct {
 }
 
 func (x *occlumService) GetSecret(ctx context.Context, req *occlumpb.SecretRequest) (*occlumpb.SecretReply, error) {
-	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "no secret name")
-	}
-	vals, err := x.s.provision(ctx, "ratls.GrSecret/GetSecret", []string{req.GetName()})
+	vals, err := x.s.provision(ctx, "ratls.GrSecret/GetSecret", []string{req.GetName()}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -373,13 +415,15 @@ type intelService struct {
 }
 
 func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretRequest) (*intelaspspb.SecretReply, error) {
-	if req.GetKey() == "" {
-		return nil, status.Error(codes.InvalidArgument, "no secret key")
-	}
-	if err := checkIntelCtx(ctx, req.GetCtx()); err != nil {
-		return nil, err
-	}
-	vals, err := x.s.provision(ctx, "secretmanager.SecretManger/GetSecret", []string{req.GetKey()})
+	vals, err := x.s.provision(ctx, "secretmanager.SecretManger/GetSecret", []string{req.GetKey()},
+		func(ctx context.Context) error { return checkIntelCtx(ctx, req.GetCtx()) },
+		func(vals [][]byte) error {
+			// Its reply is a protobuf string: binary values cannot go.
+			if !utf8.Valid(vals[0]) {
+				return status.Errorf(codes.FailedPrecondition, "secret %q is binary; Intel ASPS's reply carries text only (use asps.v1.Secrets)", req.GetKey())
+			}
+			return nil
+		})
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +452,7 @@ func checkIntelCtx(ctx context.Context, c string) error {
 		return status.Error(codes.Unauthenticated, "attestation: the certificate in ctx must also be presented in the TLS handshake (a certificate sent only in ctx can be replayed)")
 	}
 	if !bytes.Equal(info.State.PeerCertificates[0].Raw, blk.Bytes) {
-		return status.Error(codes.Unauthenticated, fmt.Sprintf("attestation: the certificate in ctx is not the TLS client certificate of this connection"))
+		return status.Error(codes.Unauthenticated, "attestation: the certificate in ctx is not the TLS client certificate of this connection")
 	}
 	return nil
 }
