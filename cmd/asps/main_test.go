@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net/http/httptest"
 	"time"
 
@@ -240,5 +241,43 @@ func TestQuoteVerifyFromPCCS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestWriteSecretFileReplacesNotFollows: a symlink or an open file at the
+// target is replaced, never written through.
+func TestWriteSecretFileReplacesNotFollows(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(dir, "victim")
+	os.WriteFile(victim, []byte("keep"), 0o644)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(victim, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSecretFile(link, []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(victim); string(b) != "keep" {
+		t.Fatal("the secret was written through a symlink")
+	}
+	target := filepath.Join(dir, "open")
+	os.WriteFile(target, []byte("old"), 0o644)
+	spy, err := os.Open(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer spy.Close()
+	if err := writeSecretFile(target, []byte("secret")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(spy); string(b) != "old" {
+		t.Fatalf("a descriptor opened before saw %q", b)
+	}
+	st, _ := os.Stat(target)
+	if b, _ := os.ReadFile(target); string(b) != "secret" || st.Mode().Perm() != 0o600 {
+		t.Fatalf("target %q mode %v", b, st.Mode().Perm())
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".asps-secret-*")); len(left) != 0 {
+		t.Fatalf("temporary files left: %v", left)
 	}
 }

@@ -270,6 +270,9 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, s := range secrets {
 		if *out != "" {
+			if s.Name != filepath.Base(s.Name) || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, `/\`) {
+				return &exitError{code: 2, msg: fmt.Sprintf("--out: secret name %q cannot be a file name in %s", s.Name, *out)}
+			}
 			if err := writeSecretFile(filepath.Join(*out, s.Name), s.Value); err != nil {
 				return err
 			}
@@ -292,23 +295,43 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// writeSecretFile writes a secret to path, mode 0600: to a new file in the
+// same directory, synced, then renamed over path — never through a
+// symlink at path, and never into a file another process has open.
 func writeSecretFile(path string, v []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.CreateTemp(dir, ".asps-secret-*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
 	if err := f.Chmod(0o600); err != nil {
-		f.Close()
 		return err
 	}
 	if _, err := f.Write(v); err != nil {
-		f.Close()
 		return err
 	}
-	return f.Close()
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
 }
 
 func whoami(args []string, stdout, stderr io.Writer) error {

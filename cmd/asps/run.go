@@ -46,22 +46,32 @@ func (p *runPlan) names() []string {
 	return out
 }
 
-// apply writes the files and returns the environment for the program.
-func (p *runPlan) apply(secrets map[string][]byte, environ []string) ([]string, error) {
-	for _, f := range p.files {
-		if err := writeSecretFile(f.target, secrets[f.name]); err != nil {
-			return nil, fmt.Errorf("--file %s: %w", f.target, err)
-		}
-	}
+// apply checks the environment values, writes the files, and returns the
+// environment for the program and the files written.
+func (p *runPlan) apply(secrets map[string][]byte, environ []string) ([]string, []string, error) {
 	env := append([]string(nil), environ...)
 	for _, e := range p.env {
 		v := secrets[e.name]
 		if strings.IndexByte(string(v), 0) >= 0 {
-			return nil, fmt.Errorf("--env %s: secret %q holds a NUL byte, which an environment variable cannot carry; use --file", e.target, e.name)
+			return nil, nil, fmt.Errorf("--env %s: secret %q holds a NUL byte, which an environment variable cannot carry; use --file", e.target, e.name)
 		}
 		env = append(env, e.target+"="+string(v))
 	}
-	return env, nil
+	var written []string
+	for _, f := range p.files {
+		if err := writeSecretFile(f.target, secrets[f.name]); err != nil {
+			removeAll(written)
+			return nil, nil, fmt.Errorf("--file %s: %w", f.target, err)
+		}
+		written = append(written, f.target)
+	}
+	return env, written, nil
+}
+
+func removeAll(paths []string) {
+	for _, p := range paths {
+		os.Remove(p)
+	}
 }
 
 func runCmd(args []string, stdout, stderr io.Writer) error {
@@ -100,10 +110,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	for _, s := range secrets {
 		byName[s.Name] = s.Value
 	}
-	env, err := p.apply(byName, os.Environ())
+	env, written, err := p.apply(byName, os.Environ())
 	if err != nil {
 		return err
 	}
 	// Replace this process: the program gets our PID, signals and stdio.
-	return syscall.Exec(path, p.argv, env)
+	err = syscall.Exec(path, p.argv, env)
+	removeAll(written) // exec failed: leave no secret behind
+	return fmt.Errorf("exec %s: %w", path, err)
 }
