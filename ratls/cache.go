@@ -74,8 +74,3 @@ func (c *resultCache) len() int {
 	defer c.mu.Unlock()
 	return c.ll.Len()
 }
-
-// registry remembers, process-wide, the claims of every certificate some
-// Verifier accepted, so ClaimsFromConnectionState can answer for a
-// connection whose handshake verified its peer.
-var registry = newResultCache(4096)

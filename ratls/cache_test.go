@@ -110,47 +110,6 @@ func TestVerifierCache(t *testing.T) {
 	})
 }
 
-// TestClaimsFromConnectionState covers the refusals; the successful path
-// is in the handshake tests.
-func TestClaimsFromConnectionState(t *testing.T) {
-	tee := newFakeTEE(t, false)
-	cert, err := NewCertificate(context.Background(), tee, CertOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ClaimsFromConnectionState(tls.ConnectionState{}); !errors.Is(err, ErrNoClaims) {
-		t.Errorf("empty state: %v", err)
-	}
-	cs := tls.ConnectionState{HandshakeComplete: true, PeerCertificates: nil}
-	if _, err := ClaimsFromConnectionState(cs); !errors.Is(err, ErrNoClaims) {
-		t.Errorf("no peer certificate: %v", err)
-	}
-	// A certificate no Verifier accepted has no claims.
-	cs.PeerCertificates = append(cs.PeerCertificates, cert.Leaf)
-	if _, err := ClaimsFromConnectionState(cs); !errors.Is(err, ErrNoClaims) {
-		t.Errorf("unverified certificate: %v", err)
-	}
-	// Nor does one a Verifier refused.
-	if _, err := NewVerifier(verifierFor(), VerifyOptions{}).Verify(context.Background(), cert.Leaf); err == nil {
-		t.Fatal("untrusted accepted")
-	}
-	if _, err := ClaimsFromConnectionState(cs); !errors.Is(err, ErrNoClaims) {
-		t.Errorf("refused certificate: %v", err)
-	}
-	// Not before the handshake completes.
-	if _, err := NewVerifier(verifierFor(tee), VerifyOptions{}).Verify(context.Background(), cert.Leaf); err != nil {
-		t.Fatal(err)
-	}
-	cs.HandshakeComplete = false
-	if _, err := ClaimsFromConnectionState(cs); !errors.Is(err, ErrNoClaims) {
-		t.Errorf("incomplete handshake: %v", err)
-	}
-	cs.HandshakeComplete = true
-	if _, err := ClaimsFromConnectionState(cs); err != nil {
-		t.Errorf("verified certificate: %v", err)
-	}
-}
-
 // TestVerifierConcurrent: one Verifier, many goroutines, some certificates
 // repeating (run with -race).
 func TestVerifierConcurrent(t *testing.T) {

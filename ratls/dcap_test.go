@@ -164,7 +164,8 @@ func TestSimulatorEndToEnd(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv, cli := handshake(t, v.ServerConfig(srvCert), ClientConfig(cert, ServerByRATLS(NewVerifier(simVerifier(a), VerifyOptions{}))))
+			cv := NewVerifier(simVerifier(a), VerifyOptions{})
+			srv, cli := handshake(t, v.ServerConfig(srvCert), ClientConfig(cert, ServerByRATLS(cv)), v, cv)
 			if srv.err != nil || cli.err != nil {
 				t.Fatalf("server: %v; client: %v", srv.err, cli.err)
 			}

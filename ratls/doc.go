@@ -39,6 +39,6 @@
 // builds a Verifier over a QuoteVerifier (DCAP verification plus
 // collateral) and serves with ServerConfig (or NewServerCredentials); a
 // handler reads the peer's verified claims with ClaimsFromPeer or
-// ClaimsFromConnectionState. Inspect describes a certificate's evidence
+// (*Verifier).PeerClaims. Inspect describes a certificate's evidence
 // without verifying the quote.
 package ratls

@@ -96,7 +96,7 @@ func (c *creds) Clone() credentials.TransportCredentials {
 // ClaimsFromPeer returns the verified claims of the gRPC peer in ctx (a
 // handler's or interceptor's context). It reads the AuthInfo of
 // NewServerCredentials / NewClientCredentials, and falls back to
-// ClaimsFromConnectionState for plain TLS credentials built on
+// never for plain TLS credentials built on
 // ServerConfig.
 func ClaimsFromPeer(ctx context.Context) (*claims.Claims, error) {
 	p, ok := peer.FromContext(ctx)
@@ -115,7 +115,7 @@ func ClaimsFromPeer(ctx context.Context) (*claims.Claims, error) {
 		}
 		return cloneClaims(ai.Claims), nil
 	case credentials.TLSInfo:
-		return ClaimsFromConnectionState(ai.State)
+		return nil, fail("peer claims", ErrNoClaims, "plain TLS credentials carry no verified claims: use NewServerCredentials, or the Verifier's PeerClaims")
 	}
 	return nil, fail("peer claims", ErrNoClaims, "peer AuthInfo is %s, not TLS", p.AuthInfo.AuthType())
 }

@@ -23,14 +23,16 @@ type handshakeResult struct {
 	err    error
 	state  tls.ConnectionState
 	claims *claims.Claims
-	cerr   error // ClaimsFromConnectionState
+	cerr   error // the verifier's PeerClaims
 }
 
 // handshake runs one TLS connection over 127.0.0.1 between a real listener
 // with serverCfg and a client with clientCfg. It returns the server's and
 // the client's outcome; the client's includes the first read, which is
 // where a TLS 1.3 client learns that the server refused its certificate.
-func handshake(t *testing.T, serverCfg, clientCfg *tls.Config) (srv, cli handshakeResult) {
+// sv and cv are the verifiers behind the two configurations (nil where the
+// side does not verify RA-TLS).
+func handshake(t *testing.T, serverCfg, clientCfg *tls.Config, sv, cv *Verifier) (srv, cli handshakeResult) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,7 +53,7 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config) (srv, cli handsha
 		var r handshakeResult
 		if r.err = conn.HandshakeContext(ctx); r.err == nil {
 			r.state = conn.ConnectionState()
-			r.claims, r.cerr = ClaimsFromConnectionState(r.state)
+			r.claims, r.cerr = peerClaims(ctx, sv, r.state)
 			_, r.err = conn.Write([]byte("ok"))
 		}
 		done <- r
@@ -65,7 +67,7 @@ func handshake(t *testing.T, serverCfg, clientCfg *tls.Config) (srv, cli handsha
 	conn := tls.Client(raw, clientCfg)
 	if cli.err = conn.HandshakeContext(ctx); cli.err == nil {
 		cli.state = conn.ConnectionState()
-		cli.claims, cli.cerr = ClaimsFromConnectionState(cli.state)
+		cli.claims, cli.cerr = peerClaims(ctx, cv, cli.state)
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 2)
 		if _, err := io.ReadFull(conn, buf); err != nil {
@@ -123,7 +125,7 @@ func TestHandshakeClientAttestation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			v := NewVerifier(qv, tc.opts)
-			srv, cli := handshake(t, v.ServerConfig(serverCert), ClientConfig(tc.client, ServerByPin(SPKIHash(serverCert.Leaf))))
+			srv, cli := handshake(t, v.ServerConfig(serverCert), ClientConfig(tc.client, ServerByPin(SPKIHash(serverCert.Leaf))), v, nil)
 			ok := tc.reason == nil && tc.serverMsg == ""
 			if ok {
 				if srv.err != nil || cli.err != nil {
@@ -214,8 +216,8 @@ func TestHandshakeServerAuthentication(t *testing.T) {
 		{name: "nil verifier", server: raServer, auth: ServerByRATLS(nil), reason: ErrNoVerifier},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srvCfg := NewVerifier(qv, VerifyOptions{}).ServerConfig(tc.server)
-			srv, cli := handshake(t, srvCfg, ClientConfig(clientCert, tc.auth))
+			sv := NewVerifier(qv, VerifyOptions{})
+			srv, cli := handshake(t, sv.ServerConfig(tc.server), ClientConfig(clientCert, tc.auth), sv, tc.auth.verifier)
 			if tc.reason == nil && tc.msg == "" {
 				if srv.err != nil || cli.err != nil {
 					t.Fatalf("server: %v; client: %v", srv.err, cli.err)
@@ -258,7 +260,7 @@ func TestHandshakeRefusesTLS12(t *testing.T) {
 	}
 	cfg := ClientConfig(cert, ServerByPin(SPKIHash(cert.Leaf)))
 	cfg.MinVersion, cfg.MaxVersion = tls.VersionTLS12, tls.VersionTLS12
-	srv, cli := handshake(t, ServerConfig(cert, verifierFor(tee), VerifyOptions{}), cfg)
+	srv, cli := handshake(t, ServerConfig(cert, verifierFor(tee), VerifyOptions{}), cfg, nil, nil)
 	if srv.err == nil || cli.err == nil || !strings.Contains(srv.err.Error(), "unsupported versions") {
 		t.Fatalf("server: %v; client: %v; want a protocol version refusal", srv.err, cli.err)
 	}
@@ -293,4 +295,12 @@ func testCA(t *testing.T) (*x509.CertPool, tls.Certificate) {
 	pool := x509.NewCertPool()
 	pool.AddCert(caCert)
 	return pool, tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// peerClaims asks v for the peer's claims; with no verifier there are none.
+func peerClaims(ctx context.Context, v *Verifier, cs tls.ConnectionState) (*claims.Claims, error) {
+	if v == nil {
+		return nil, fail("peer claims", ErrNoClaims, "no RA-TLS verifier on this side")
+	}
+	return v.PeerClaims(ctx, cs)
 }

@@ -2,7 +2,6 @@ package ratls
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -14,7 +13,7 @@ import (
 // ServerConfig returns a TLS 1.3 server configuration presenting cert and
 // requiring every client to present an RA-TLS certificate that verifies
 // with NewVerifier(qv, opts). The peer's claims are then available from
-// ClaimsFromConnectionState. See (*Verifier).ServerConfig.
+// (*Verifier).PeerClaims. See (*Verifier).ServerConfig.
 func ServerConfig(cert tls.Certificate, qv QuoteVerifier, opts VerifyOptions) *tls.Config {
 	return NewVerifier(qv, opts).ServerConfig(cert)
 }
@@ -93,7 +92,7 @@ func ServerByPin(pins ...[32]byte) ServerAuth {
 // ClientConfig returns a TLS 1.3 client configuration that presents cert
 // (normally from NewCertificate; an empty cert presents none) and
 // authenticates the server as server says. With ServerByRATLS the server's
-// claims are available from ClaimsFromConnectionState.
+// claims are available from the verifier's PeerClaims.
 func ClientConfig(cert tls.Certificate, server ServerAuth) *tls.Config {
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -137,33 +136,6 @@ func ClientConfig(cert tls.Certificate, server ServerAuth) *tls.Config {
 		}
 	}
 	return c
-}
-
-// ClaimsFromConnectionState returns the verified claims of the peer of a
-// completed handshake whose configuration came from ServerConfig or from
-// ClientConfig with ServerByRATLS.
-//
-// The claims come from a process-wide, bounded record of certificates a
-// Verifier accepted, keyed by the SHA-256 of the peer's certificate. They
-// cannot be obtained for a certificate no Verifier accepted, and a
-// completed handshake proves the peer holds that certificate's key, so the
-// record answers for this peer. The record is bounded (entries expire with
-// the verification result); a long-lived connection may outlive its entry,
-// in which case this returns ErrNoClaims — use (*Verifier).PeerClaims,
-// which re-verifies, or the gRPC AuthInfo, which keeps the claims with the
-// connection.
-func ClaimsFromConnectionState(cs tls.ConnectionState) (*claims.Claims, error) {
-	if !cs.HandshakeComplete {
-		return nil, fail("peer claims", ErrNoClaims, "handshake not complete")
-	}
-	if len(cs.PeerCertificates) == 0 {
-		return nil, fail("peer claims", ErrNoClaims, "peer presented no certificate")
-	}
-	c, ok := registry.get(sha256.Sum256(cs.PeerCertificates[0].Raw), time.Now())
-	if !ok {
-		return nil, fail("peer claims", ErrNoClaims, "peer certificate was not verified by a ratls Verifier, or its result expired")
-	}
-	return c, nil
 }
 
 // PeerClaims returns the verified claims of the peer of a completed
