@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -164,6 +165,32 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 		}()
 		defer hs.Close()
 	}
+	// gRPC health follows the store: NOT_SERVING while it is unreachable,
+	// so a load balancer sends workloads to an instance that can answer.
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		healthy := true
+		for {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := st.Check(cctx)
+			cancel()
+			if ok := err == nil; ok != healthy {
+				healthy = ok
+				srv.SetServing(ok)
+				if ok {
+					logger.Info("store reachable again; serving")
+				} else {
+					logger.Error("store unreachable; health is NOT_SERVING", "err", err)
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	logger.Info("asps server listening", "addr", l.Addr().String(), "policy", *policyPath, "store", st.Kind(), "dev", dev)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
@@ -207,22 +234,19 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 	} else if !errors.Is(err, policy.ErrUnknownField) && !errors.Is(err, policy.ErrSyntax) {
 		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	imp, err := policy.Import(data)
-	if err != nil {
-		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
-	}
-	for _, w := range imp.Warnings {
-		logger.Warn("policy import", "file", path, "warning", w)
-	}
-	if err := check(imp.Policy); err != nil {
-		return nil, nil, "", err
-	}
-	var inline store.Store
-	if len(imp.Inline) > 0 {
+	// Intel ASPS's or Occlum's format, imported again on every reload;
+	// values written inline in it are served from memory, and always the
+	// values of the policy in force.
+	inline := &importedInline{}
+	var vaultAddr string
+	parse := func(data []byte) (*policy.Policy, error) {
+		imp, err := policy.Import(data)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range imp.Warnings {
+			logger.Warn("policy import", "file", path, "warning", w)
+		}
 		vals := imp.Inline
 		if imp.Format == "occlum" {
 			// Occlum's secret file holds base64 text; the store holds
@@ -231,15 +255,63 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 			for ref, v := range imp.Inline {
 				b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(v)))
 				if err != nil {
-					return nil, nil, "", fmt.Errorf("policy %s: secret %s is not base64 as Occlum's secret file requires", path, ref)
+					return nil, fmt.Errorf("secret %s is not base64 as Occlum's secret file requires", ref)
 				}
 				vals[ref] = b
 			}
 		}
-		inline = store.NewMemory(vals)
+		// The imported formats cannot say allow_simulated; dev mode
+		// (--insecure-simulator-root) stands for it.
+		imp.Policy.AllowSimulated = dev
+		inline.add(imp.Policy, store.NewMemory(vals))
+		vaultAddr = imp.VaultAddr
+		return imp.Policy, nil
 	}
-	return policy.NewFixedHolder(imp.Policy), inline, imp.VaultAddr, nil
+	h, err := policy.NewHolderWith(path, parse, check)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
+	}
+	inline.h = h
+	return h, inline, vaultAddr, nil
 }
+
+// importedInline serves the values an imported policy held inline — those
+// of the policy in force, even across reloads.
+type importedInline struct {
+	h    *policy.Holder
+	mu   sync.Mutex
+	vals map[*policy.Policy]*store.File
+}
+
+func (s *importedInline) add(p *policy.Policy, f *store.File) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := map[*policy.Policy]*store.File{p: f}
+	if s.h != nil {
+		if cur := s.h.Policy(); s.vals[cur] != nil {
+			keep[cur] = s.vals[cur]
+		}
+	}
+	s.vals = keep
+}
+
+func (s *importedInline) current() *store.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.vals[s.h.Policy()]
+}
+
+func (s *importedInline) Get(ctx context.Context, r store.Request) ([]byte, error) {
+	f := s.current()
+	if f == nil {
+		return nil, &store.Error{Store: "inline", Name: r.Name, Ref: r.Ref, Kind: store.ErrNotFound, Reason: "the policy in force holds no inline values"}
+	}
+	return f.Get(ctx, r)
+}
+
+func (s *importedInline) Check(context.Context) error { return nil }
+
+func (s *importedInline) Kind() string { return "file" }
 
 func openStore(spec string, vc store.VaultConfig, roleID string) (store.Store, error) {
 	switch {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/asps-project/asps/store"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -218,3 +220,55 @@ func TestServerProcess(t *testing.T) {
 		t.Fatal("server did not stop on SIGTERM")
 	}
 }
+
+// TestImportedPolicyReloads: an Intel ASPS policy with inline values is
+// imported again on reload, and the values served are those of the policy
+// in force.
+func TestImportedPolicyReloads(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy_no_kms.json")
+	write := func(value string) {
+		doc := fmt.Sprintf(`{"kms":"none","app_list":[{"id":"1","mr_enclave":"%x","secrets":{"image_key":%q}}]}`, devmode.DemoMrEnclave, value)
+		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first")
+	h, inline, _, err := loadServerPolicy(path, false, slogDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() string {
+		refs, err := h.Policy().App("1").Authorize([]string{"image_key"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := inline.Get(context.Background(), storeRequest(refs[0].Name, refs[0].Ref))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(v)
+	}
+	if got := get(); got != "first" {
+		t.Fatalf("value %q", got)
+	}
+	write("second")
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(); got != "second" {
+		t.Fatalf("after reload: %q", got)
+	}
+	// A bad edit keeps the policy and its values.
+	os.WriteFile(path, []byte(`{"kms":"none","app_list":[{"id":"1","mr_enclave":"abc","secrets":{"image_key":"x"}}]}`), 0o600)
+	if err := h.Reload(); err == nil {
+		t.Fatal("placeholder measurement accepted on reload")
+	}
+	if got := get(); got != "second" {
+		t.Fatalf("after a refused reload: %q", got)
+	}
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func storeRequest(name, ref string) store.Request { return store.Request{Name: name, Ref: ref} }
