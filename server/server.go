@@ -107,6 +107,7 @@ func New(opts Options) (*Server, error) {
 	aspsv1.RegisterSecretsServer(s.grpc, &secretsService{s: s})
 	occlumpb.RegisterGrSecretServer(s.grpc, &occlumService{s: s})
 	intelaspspb.RegisterSecretMangerServer(s.grpc, &intelService{s: s})
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
 	return s, nil
@@ -114,7 +115,6 @@ func New(opts Options) (*Server, error) {
 
 // Serve accepts connections on l until Stop or GracefulStop.
 func (s *Server) Serve(l net.Listener) error {
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	return s.grpc.Serve(l)
 }
 
