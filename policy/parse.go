@@ -519,8 +519,8 @@ func decodeApp(raw json.RawMessage, index int) (*App, []error) {
 	}
 
 	if rt, ok := r.text("runtime", f.Runtime, false); ok {
-		if !validName(rt) {
-			r.fail("runtime", ErrBadValue, "%s: want a runtime name such as gramine or occlum", quoteShort(rt))
+		if !validName(rt) || strings.ToLower(rt) != rt {
+			r.fail("runtime", ErrBadValue, "%s: want a lower-case runtime name as the attester reports it: gramine, occlum, tdx-guest, sgx-sdk, sim", quoteShort(rt))
 		}
 		a.Runtime = rt
 	}
