@@ -218,20 +218,9 @@ func (f *fakePCS) count(k Key) int64 {
 
 // keyOf maps a request to the document it asks for.
 func keyOf(r *http.Request) (Key, error) {
-	q := r.URL.Query()
-	p := r.URL.Path
-	var k Key
-	switch p {
-	case "/sgx/certification/v4/tcb", "/tdx/certification/v4/tcb":
-		k = TCBInfoKey(p[1:4], q.Get("fmspc"))
-	case "/sgx/certification/v4/qe/identity", "/tdx/certification/v4/qe/identity":
-		k = QEIdentityKey(p[1:4])
-	case "/sgx/certification/v4/pckcrl":
-		k = PCKCRLKey(q.Get("ca"))
-	case "/sgx/certification/v4/rootcacrl":
-		k = RootCACRLKey()
-	default:
-		return Key{}, fmt.Errorf("no path %s", p)
+	k, ok := keyForPath(r.URL.Path, r.URL.Query())
+	if !ok {
+		return Key{}, fmt.Errorf("no path %s", r.URL.Path)
 	}
 	return k.Normalize()
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -42,25 +43,30 @@ func NewHandler(src DocumentSource) http.Handler {
 
 type handler struct{ src DocumentSource }
 
+// keyForPath maps a PCS v4 API path and query to the document it names.
+func keyForPath(p string, q url.Values) (Key, bool) {
+	switch p {
+	case "/sgx/certification/v4/tcb", "/tdx/certification/v4/tcb":
+		return TCBInfoKey(p[1:4], q.Get("fmspc")), true
+	case "/sgx/certification/v4/qe/identity", "/tdx/certification/v4/qe/identity":
+		return QEIdentityKey(p[1:4]), true
+	case "/sgx/certification/v4/pckcrl":
+		return PCKCRLKey(q.Get("ca")), true
+	case "/sgx/certification/v4/rootcacrl":
+		return RootCACRLKey(), true
+	}
+	return Key{}, false
+}
+
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		httpError(w, http.StatusMethodNotAllowed, "method not allowed")
 		return
 	}
-	p := strings.TrimSuffix(r.URL.Path, "/")
 	q := r.URL.Query()
-	var k Key
-	switch p {
-	case "/sgx/certification/v4/tcb", "/tdx/certification/v4/tcb":
-		k = TCBInfoKey(p[1:4], q.Get("fmspc"))
-	case "/sgx/certification/v4/qe/identity", "/tdx/certification/v4/qe/identity":
-		k = QEIdentityKey(p[1:4])
-	case "/sgx/certification/v4/pckcrl":
-		k = PCKCRLKey(q.Get("ca"))
-	case "/sgx/certification/v4/rootcacrl":
-		k = RootCACRLKey()
-	default:
+	k, known := keyForPath(strings.TrimSuffix(r.URL.Path, "/"), q)
+	if !known {
 		httpError(w, http.StatusNotFound, "no such PCS API path")
 		return
 	}
