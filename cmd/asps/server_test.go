@@ -272,3 +272,45 @@ func TestImportedPolicyReloads(t *testing.T) {
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 func storeRequest(name, ref string) store.Request { return store.Request{Name: name, Ref: ref} }
+
+// TestDevCommand: `asps dev` as a process prints what to run next, and
+// that works; outside a TEE, `asps fetch` without --dev-dir says what it
+// looked for.
+func TestDevCommand(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "dev", "--dir", dir, "--listen", "127.0.0.1:0")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}()
+	next := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "asps fetch ") {
+				next <- l
+			}
+		}
+	}()
+	var line string
+	select {
+	case line = <-next:
+	case <-time.After(30 * time.Second):
+		t.Fatal("asps dev printed no next step")
+	}
+	args := strings.Fields(line)[1:]
+	out, err := exec.Command(bin, append(args, "--format", "intel")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Secret received: 42-cd-4b-") {
+		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+
+	out, err = exec.Command(bin, "fetch", "--server", "127.0.0.1:1", "--server-pin", strings.Repeat("00", 32), "demo-key").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no TEE found") || !strings.Contains(string(out), "/dev/attestation") {
+		t.Fatalf("fetch outside a TEE: %v\n%s", err, out)
+	}
+}
