@@ -389,7 +389,7 @@ func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
 	case status == http.StatusNotFound:
 		return nil, fail(ErrNotFound, status, notFoundReason(where, kv, ref, a)+says(a.Errors), nil)
 	default:
-		kind, reason := statusKind(status)
+		reason, kind := statusKind(status)
 		return nil, fail(kind, status, fmt.Sprintf("%s: %s%s", where, reason, says(a.Errors)), nil)
 	}
 	if a.Data == nil {
@@ -433,22 +433,22 @@ func isMap(x any) bool {
 }
 
 // statusKind maps an HTTP status other than 2xx and 404.
-func statusKind(status int) (error, string) {
+func statusKind(status int) (string, error) {
 	switch {
 	case status == http.StatusForbidden || status == http.StatusUnauthorized:
-		return ErrPermissionDenied, fmt.Sprintf("HTTP %d: the token is invalid or expired, or its policy does not allow this", status)
+		return fmt.Sprintf("HTTP %d: the token is invalid or expired, or its policy does not allow this", status), ErrPermissionDenied
 	case status == http.StatusServiceUnavailable:
-		return ErrUnavailable, "HTTP 503: sealed, or not ready"
+		return "HTTP 503: sealed, or not ready", ErrUnavailable
 	case status == http.StatusTooManyRequests:
-		return ErrUnavailable, "HTTP 429: rate limited"
+		return "HTTP 429: rate limited", ErrUnavailable
 	case status == http.StatusPreconditionFailed:
-		return ErrUnavailable, "HTTP 412: replication state not yet reached"
+		return "HTTP 412: replication state not yet reached", ErrUnavailable
 	case status >= 500:
-		return ErrUnavailable, fmt.Sprintf("HTTP %d: server error", status)
+		return fmt.Sprintf("HTTP %d: server error", status), ErrUnavailable
 	case status >= 400:
-		return ErrNotFound, fmt.Sprintf("HTTP %d: request refused", status)
+		return fmt.Sprintf("HTTP %d: request refused", status), ErrNotFound
 	default:
-		return ErrUnavailable, fmt.Sprintf("HTTP %d: unexpected answer", status)
+		return fmt.Sprintf("HTTP %d: unexpected answer", status), ErrUnavailable
 	}
 }
 
@@ -682,7 +682,7 @@ func (v *Vault) login(ctx context.Context) (token string, ttl time.Duration, ren
 	switch {
 	case status/100 == 2:
 	case status == http.StatusTooManyRequests || status == http.StatusPreconditionFailed || status >= 500:
-		kind, reason := statusKind(status)
+		reason, kind := statusKind(status)
 		return "", 0, false, &Error{Kind: kind, Status: status, Reason: where + ": " + reason + scrub(vaultSays(a.Errors), v.configSecret)}
 	default:
 		return "", 0, false, &Error{Kind: ErrPermissionDenied, Status: status,

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/asps-project/asps/audit"
@@ -115,7 +116,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	defer closeSrc()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := server.NewMetrics(reg, dv)
 	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: collateralFunc(src), Observe: metrics.ObserveVerify}
 	// Debug enclaves pass the RA-TLS layer so that the policy refuses them

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -310,8 +309,6 @@ func testClient(t testing.TB, base string) *Client {
 	}
 	return c
 }
-
-func hexUpper(b []byte) string { return strings.ToUpper(hex.EncodeToString(b)) }
 
 type x509Cert = x509.Certificate
 
