@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/asps-project/asps/attest"
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/client"
@@ -41,6 +42,9 @@ var (
 	DemoMrTD      = sha512.Sum384([]byte("asps demo trust domain"))
 	DemoRtmr1     = sha512.Sum384([]byte("asps demo kernel and command line"))
 	OtherEnclave  = sha256.Sum256([]byte("some other enclave"))
+	// DemoServerMrEnclave is the dev server's own (simulated) enclave
+	// when it runs "in a TEE" (Options.ServerAttester).
+	DemoServerMrEnclave = sha256.Sum256([]byte("asps demo server enclave"))
 )
 
 const (
@@ -106,6 +110,11 @@ func Attester(pki *sim.PKI, tee claims.TEE, id sim.Identity) (*sim.Attester, err
 	return sim.NewAttester(sim.Options{PKI: pki, TEE: tee, Identity: id})
 }
 
+// ServerAttester returns the dev server's own simulated enclave.
+func ServerAttester(pki *sim.PKI) (*sim.Attester, error) {
+	return Attester(pki, claims.SGX, sim.Identity{MrEnclave: DemoServerMrEnclave, MrSigner: DemoMrSigner})
+}
+
 // Options configure a dev server.
 type Options struct {
 	// Listen is the address (default 127.0.0.1:0, a random port).
@@ -122,6 +131,12 @@ type Options struct {
 	Policy  []byte
 	Secrets map[string][]byte
 	Store   store.Store
+	// ServerAttester, when set, makes the server present an RA-TLS
+	// certificate from it (a server in a TEE: mutual attestation) instead
+	// of an ordinary self-signed one. AttestedServer does the same with
+	// the demo server enclave (ServerAttester) on the dev PKI.
+	ServerAttester attest.Attester
+	AttestedServer bool
 }
 
 // Env is a running dev server.
@@ -211,6 +226,17 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.AttestedServer && o.ServerAttester == nil {
+		if o.ServerAttester, err = ServerAttester(pki); err != nil {
+			return nil, err
+		}
+	}
+	if o.ServerAttester != nil {
+		if cert, err = ratls.NewCertificate(ctx, o.ServerAttester, ratls.CertOptions{SubjectCN: "asps server"}); err != nil {
+			return nil, fmt.Errorf("dev: server RA-TLS certificate: %w", err)
+		}
+		pin = ratls.SPKIHash(cert.Leaf)
+	}
 	srv, err := server.New(server.Options{
 		Certificate: cert, Verifier: rv, Policy: holder, Store: st, Audit: o.Audit, Logger: o.Logger,
 	})
@@ -275,4 +301,16 @@ func SelfSignedServerCert(cn string) (tls.Certificate, [32]byte, error) {
 	}
 	c, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: c}, sha256.Sum256(c.RawSubjectPublicKeyInfo), nil
+}
+
+// ServerVerifier returns what a workload uses to attest a dev server that
+// runs in a (simulated) TEE: the server's quote must verify under the
+// simulator root and its claims pass check.
+func (e *Env) ServerVerifier(check func(*claims.Claims) error) (*ratls.Verifier, error) {
+	cols, err := newSimCollateral(e.PKI)
+	if err != nil {
+		return nil, err
+	}
+	qv := &ratls.DCAPVerifier{Verifier: dcap.NewVerifier(dcap.WithTrustAnchors(e.PKI.Root)), Collateral: cols.get}
+	return ratls.NewVerifier(qv, ratls.VerifyOptions{Check: check}), nil
 }

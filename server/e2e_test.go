@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"github.com/asps-project/asps/client"
 	"os"
 	"strings"
 	"sync"
@@ -403,5 +404,58 @@ func TestIntelServiceBinaryAndReplayAudited(t *testing.T) {
 	recs := f.audit.records(t)
 	if len(recs) != 2 || recs[0].Decision != audit.Deny || recs[1].Decision != audit.Deny || recs[0].Code != "FailedPrecondition" {
 		t.Fatalf("audit: %+v", recs)
+	}
+}
+
+// TestMutualAttestation: the server runs in a (simulated) enclave and
+// presents an RA-TLS certificate; the workload attests it before sending
+// its own evidence, and refuses a server with another measurement.
+func TestMutualAttestation(t *testing.T) {
+	serverID := sim.Identity{MrEnclave: [32]byte{0x5e, 0x7e}, MrSigner: [32]byte{1}}
+	pki, err := sim.DefaultPKI() // the dev server's simulator PKI
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverAtt, err := sim.NewAttester(sim.Options{PKI: pki, TEE: claims.SGX, Identity: serverID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f2 := start(t, devmode.Options{ServerAttester: serverAtt})
+	ctx := context.Background()
+	expect := func(want [32]byte) func(*claims.Claims) error {
+		return func(c *claims.Claims) error {
+			if c.SGX == nil || !bytes.Equal(c.SGX.MrEnclave, want[:]) {
+				return fmt.Errorf("server mr_enclave %x is not the expected %x", c.SGX.MrEnclave, want)
+			}
+			return nil
+		}
+	}
+	a := f2.attester(t, demoSGX())
+	for _, tc := range []struct {
+		name string
+		want [32]byte
+		ok   bool
+	}{{"expected server", serverID.MrEnclave, true}, {"another server", [32]byte{9}, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			sv, err := f2.env.ServerVerifier(expect(tc.want))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := client.Dial(ctx, client.Config{Server: f2.env.Addr, Attester: a, ServerAuth: ratls.ServerByRATLS(sv)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			s, err := c.GetSecrets(ctx, "demo-key")
+			if tc.ok {
+				if err != nil || !bytes.Equal(s[0].Value, devmode.DemoSecrets()["demo-key"]) {
+					t.Fatalf("mutual attestation: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "not the expected") {
+				t.Fatalf("a server with another measurement: %v", err)
+			}
+		})
 	}
 }

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +21,7 @@ import (
 	"github.com/asps-project/asps/attest"
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/client"
+	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/ratls"
@@ -95,13 +98,14 @@ func dev(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
 	listen := fs.String("listen", "127.0.0.1:7443", "listen `ADDR`")
 	dir := fs.String("dir", defaultDevDir(), "keep the simulator PKI, the policy and the server pin in `DIR`")
+	attested := fs.Bool("attested-server", false, "the server presents an RA-TLS certificate from a simulated enclave, so workloads attest it too (mutual attestation)")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env, err := devmode.Start(ctx, devmode.Options{Listen: *listen, Dir: *dir, Logger: logger})
+	env, err := devmode.Start(ctx, devmode.Options{Listen: *listen, Dir: *dir, Logger: logger, AttestedServer: *attested})
 	if err != nil {
 		return err
 	}
@@ -109,14 +113,18 @@ func dev(args []string, stdout, stderr io.Writer) error {
 	go env.Policy.Watch(ctx, time.Second, logger)
 	go reloadOnHUP(ctx, func() error { return env.Policy.Reload() }, logger)
 	logger.Warn("DEV MODE: this server trusts the asps SIMULATOR root; simulated enclaves are accepted. Never use it for real secrets.")
+	attestFlag := ""
+	if *attested {
+		attestFlag = fmt.Sprintf(" --server-mr-enclave %x", devmode.DemoServerMrEnclave)
+	}
 	fmt.Fprintf(stdout, `asps dev server on %s (simulator root; demo policy %s)
 server key pin: %x
 
 Next, in another shell:
-  asps fetch --server %s --dev-dir %s demo-key db-password
-  asps whoami --server %s --dev-dir %s
+  asps fetch --server %s --dev-dir %s%s demo-key db-password
+  asps whoami --server %s --dev-dir %s%s
 Edit %s and the server reloads it.
-`, env.Addr, env.PolicyPath, env.ServerPin, env.Addr, *dir, env.Addr, *dir, env.PolicyPath)
+`, env.Addr, env.PolicyPath, env.ServerPin, env.Addr, *dir, attestFlag, env.Addr, *dir, attestFlag, env.PolicyPath)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
@@ -151,8 +159,12 @@ func reloadOnHUP(ctx context.Context, reload func() error, logger *slog.Logger) 
 // workload.
 type clientFlags struct {
 	server, pin, ca, serverName string
-	tee, devDir, simTEE         string
-	timeout                     time.Duration
+	// Attesting the server (it runs in a TEE): its measurements, and
+	// where the collateral for its quote comes from.
+	serverMrEnclave, serverMrSigner, serverMrTD string
+	serverCollateral                            collateralFlags
+	tee, devDir, simTEE                         string
+	timeout                                     time.Duration
 }
 
 func (f *clientFlags) register(fs interface {
@@ -163,6 +175,11 @@ func (f *clientFlags) register(fs interface {
 	fs.StringVar(&f.pin, "server-pin", "", "trust the server by the SHA-256 of its key (`HEX`, as asps dev prints)")
 	fs.StringVar(&f.ca, "server-ca", "", "trust the server by a CA certificate `PEM`")
 	fs.StringVar(&f.serverName, "server-name", "", "the name the server's certificate must carry (with --server-ca)")
+	fs.StringVar(&f.serverMrEnclave, "server-mr-enclave", "", "attest the server (it runs in an SGX enclave): its MRENCLAVE `HEX`")
+	fs.StringVar(&f.serverMrSigner, "server-mr-signer", "", "attest the server: its MRSIGNER `HEX`")
+	fs.StringVar(&f.serverMrTD, "server-mr-td", "", "attest the server (it runs in a TDX guest): its MRTD `HEX`")
+	fs.StringVar(&f.serverCollateral.pccs, "server-pccs", "", "PCS/PCCS `URL` for the collateral of the server's quote")
+	fs.StringVar(&f.serverCollateral.dir, "server-collateral-dir", "", "collateral bundle `DIR` for the server's quote")
 	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
 	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --tee sim")
 	fs.StringVar(&f.simTEE, "sim-tee", "sgx", "dev mode: simulate an sgx enclave or a tdx trust domain")
@@ -192,6 +209,9 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 }
 
 func (f *clientFlags) serverAuth() (ratls.ServerAuth, error) {
+	if f.serverMrEnclave != "" || f.serverMrSigner != "" || f.serverMrTD != "" {
+		return f.serverByRATLS()
+	}
 	pin := f.pin
 	if pin == "" && f.devDir != "" && f.ca == "" {
 		b, err := os.ReadFile(filepath.Join(f.devDir, "server.pin"))
@@ -219,6 +239,65 @@ func (f *clientFlags) serverAuth() (ratls.ServerAuth, error) {
 		return ratls.ServerByCA(pool, f.serverName), nil
 	}
 	return ratls.ServerAuth{}, &exitError{code: 2, msg: "say how to trust the server: --server-pin HEX or --server-ca PEM"}
+}
+
+// serverByRATLS attests the server: its RA-TLS certificate's quote must
+// verify (Intel's root; the simulator's with --dev-dir) and show the
+// measurements given.
+func (f *clientFlags) serverByRATLS() (ratls.ServerAuth, error) {
+	want := map[string]string{"mr_enclave": f.serverMrEnclave, "mr_signer": f.serverMrSigner, "mr_td": f.serverMrTD}
+	wantHex := map[string][]byte{}
+	for k, v := range want {
+		if v == "" {
+			continue
+		}
+		b, err := claims.ParseHex(v)
+		if err != nil {
+			return ratls.ServerAuth{}, &exitError{code: 2, msg: "--server-" + strings.ReplaceAll(k, "_", "-") + ": " + err.Error()}
+		}
+		wantHex[k] = b
+	}
+	check := func(c *claims.Claims) error {
+		got := map[string][]byte{}
+		if c.SGX != nil {
+			got["mr_enclave"], got["mr_signer"] = c.SGX.MrEnclave, c.SGX.MrSigner
+		}
+		if c.TDX != nil {
+			got["mr_td"] = c.TDX.MrTd
+		}
+		for k, w := range wantHex {
+			if !bytes.Equal(got[k], w) {
+				return fmt.Errorf("server %s %x, want %x", k, got[k], w)
+			}
+		}
+		if c.Debug {
+			return errors.New("the server runs in debug mode")
+		}
+		return nil
+	}
+	var v *ratls.Verifier
+	if f.devDir != "" {
+		env := &devmode.Env{}
+		pki, err := sim.LoadPKI(filepath.Join(f.devDir, "pki"))
+		if err != nil {
+			return ratls.ServerAuth{}, fmt.Errorf("simulator PKI: %w", err)
+		}
+		env.PKI = pki
+		if v, err = env.ServerVerifier(check); err != nil {
+			return ratls.ServerAuth{}, err
+		}
+	} else {
+		if !f.serverCollateral.set() {
+			return ratls.ServerAuth{}, &exitError{code: 2, msg: "to attest the server, give --server-pccs URL or --server-collateral-dir DIR"}
+		}
+		src, _, err := f.serverCollateral.source([]*x509.Certificate{dcap.IntelRootCA()}, nil)
+		if err != nil {
+			return ratls.ServerAuth{}, err
+		}
+		qv := &ratls.DCAPVerifier{Verifier: dcap.NewVerifier(), Collateral: collateralFunc(src)}
+		v = ratls.NewVerifier(qv, ratls.VerifyOptions{Check: check})
+	}
+	return ratls.ServerByRATLS(v), nil
 }
 
 func (f *clientFlags) attester() (attest.Attester, error) {

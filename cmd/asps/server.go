@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/asps-project/asps/attest"
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/devmode"
@@ -57,6 +58,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs, true)
 	tlsCert := fs.String("tls-cert", envDefault("ASPS_TLS_CERT", ""), "server certificate `PEM` (default: a fresh self-signed one; its pin is printed)")
 	tlsKey := fs.String("tls-key", envDefault("ASPS_TLS_KEY", ""), "server key `PEM`")
+	serverTEE := fs.String("tee", envDefault("ASPS_TEE", ""), "the server runs in a TEE (gramine, occlum, tsm): present an RA-TLS certificate so workloads can attest it [ASPS_TEE]")
 	auditPath := fs.String("audit", envDefault("ASPS_AUDIT", ""), "append audit records (JSON lines) to `FILE` [ASPS_AUDIT]")
 	metricsAddr := fs.String("metrics-listen", envDefault("ASPS_METRICS_LISTEN", ""), "serve Prometheus /metrics and /healthz on `ADDR`")
 	simRoot := fs.String("insecure-simulator-root", "", "INSECURE, dev only: trust this simulator root `PEM` instead of Intel's")
@@ -123,7 +125,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	// (unless an app sets allow_debug) with a reason and an audit record.
 	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true})
 
-	cert, err := serverCertificate(*tlsCert, *tlsKey, stdout)
+	cert, err := serverCertificate(*tlsCert, *tlsKey, *serverTEE, stdout)
 	if err != nil {
 		return err
 	}
@@ -330,7 +332,23 @@ func openStore(spec string, vc store.VaultConfig, roleID string) (store.Store, e
 	return nil, &exitError{code: 2, msg: "--store: file:PATH or vault"}
 }
 
-func serverCertificate(certPath, keyPath string, stdout io.Writer) (tls.Certificate, error) {
+func serverCertificate(certPath, keyPath, tee string, stdout io.Writer) (tls.Certificate, error) {
+	if tee != "" {
+		a, err := attest.ByName(tee)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("--tee: %w", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		// The quote inside does not age; clients verify it against
+		// current collateral on every connection.
+		c, err := ratls.NewCertificate(ctx, a, ratls.CertOptions{SubjectCN: "asps server", Validity: 365 * 24 * time.Hour})
+		if err != nil {
+			return c, fmt.Errorf("--tee: RA-TLS certificate: %w", err)
+		}
+		fmt.Fprintf(stdout, "server RA-TLS certificate from %s; key pin %x\n", a.Name(), ratls.SPKIHash(c.Leaf))
+		return c, nil
+	}
 	if certPath != "" {
 		c, err := tls.LoadX509KeyPair(certPath, keyPath)
 		if err != nil {

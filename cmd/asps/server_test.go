@@ -277,9 +277,15 @@ func storeRequest(name, ref string) store.Request { return store.Request{Name: n
 // that works; outside a TEE, `asps fetch` without --dev-dir says what it
 // looked for.
 func TestDevCommand(t *testing.T) {
+	for _, attested := range []bool{false, true} {
+		t.Run(fmt.Sprintf("attested-server=%v", attested), func(t *testing.T) { testDevCommand(t, attested) })
+	}
+}
+
+func testDevCommand(t *testing.T, attested bool) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	cmd := exec.Command(bin, "dev", "--dir", dir, "--listen", "127.0.0.1:0")
+	cmd := exec.Command(bin, "dev", "--dir", dir, "--listen", "127.0.0.1:0", fmt.Sprintf("--attested-server=%v", attested))
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -307,6 +313,22 @@ func TestDevCommand(t *testing.T) {
 	out, err := exec.Command(bin, append(args, "--format", "intel")...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Secret received: 42-cd-4b-") {
 		t.Fatalf("%s: %v\n%s", line, err, out)
+	}
+	if attested {
+		if !strings.Contains(line, "--server-mr-enclave") {
+			t.Fatalf("next step %q does not attest the server", line)
+		}
+		// Expecting another server enclave: refused before anything is sent.
+		wrong := append([]string{}, args...)
+		for i, a := range wrong {
+			if a == "--server-mr-enclave" {
+				wrong[i+1] = strings.Repeat("00", 32)
+			}
+		}
+		out, err := exec.Command(bin, wrong...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "server mr_enclave") {
+			t.Fatalf("another server enclave accepted: %v\n%s", err, out)
+		}
 	}
 
 	out, err = exec.Command(bin, "fetch", "--server", "127.0.0.1:1", "--server-pin", strings.Repeat("00", 32), "demo-key").CombinedOutput()
