@@ -47,7 +47,10 @@ type Record struct {
 	Released        []string `json:"released"`
 	Decision        string   `json:"decision"`
 	Code            string   `json:"code,omitempty"` // gRPC code of a refusal
-	Reason          string   `json:"reason,omitempty"`
+	// ReasonCode names the failed check from a fixed set ("policy: debug
+	// workload not allowed", "quote: no matching TCB level", ...).
+	ReasonCode string `json:"reason_code,omitempty"`
+	Reason     string `json:"reason,omitempty"`
 }
 
 // FromClaims fills the identity fields of r from verified claims.

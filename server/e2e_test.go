@@ -139,22 +139,23 @@ func TestEndToEnd(t *testing.T) {
 	selfSigned := plainCert(t)
 
 	cases := []struct {
-		name     string
-		cert     tls.Certificate
-		names    []string
-		code     codes.Code
-		contains string
+		name       string
+		cert       tls.Certificate
+		names      []string
+		code       codes.Code
+		contains   string
+		reasonCode string
 	}{
-		{"allowed app gets its secrets", good, []string{"demo-key", "db-password"}, codes.OK, ""},
-		{"wrong mr_enclave", f.certFor(t, f.attester(t, wrongEnclave)), []string{"demo-key"}, codes.PermissionDenied, "mr_enclave"},
-		{"isv_svn below the minimum", f.certFor(t, f.attester(t, oldSVN)), []string{"demo-key"}, codes.PermissionDenied, "isv_svn"},
-		{"debug enclave", f.certFor(t, f.attester(t, debug)), []string{"demo-key"}, codes.PermissionDenied, "debug"},
-		{"TCB status not accepted", f.certFor(t, f.attester(t, outOfDate)), []string{"demo-key"}, codes.PermissionDenied, "OutOfDate"},
-		{"secret not listed for the app", good, []string{"demo-key", "other-app"}, codes.PermissionDenied, "other-app"},
-		{"secret listed nowhere", good, []string{"nope"}, codes.PermissionDenied, "nope"},
-		{"no client certificate", tls.Certificate{}, []string{"demo-key"}, codes.Unauthenticated, "no client certificate"},
-		{"certificate without evidence", selfSigned, []string{"demo-key"}, codes.Unauthenticated, "evidence"},
-		{"quote bound to another key", f.certFor(t, misbinder{f.attester(t, demoSGX())}), []string{"demo-key"}, codes.Unauthenticated, "bind"},
+		{"allowed app gets its secrets", good, []string{"demo-key", "db-password"}, codes.OK, "", ""},
+		{"wrong mr_enclave", f.certFor(t, f.attester(t, wrongEnclave)), []string{"demo-key"}, codes.PermissionDenied, "mr_enclave", "policy: no matching app"},
+		{"isv_svn below the minimum", f.certFor(t, f.attester(t, oldSVN)), []string{"demo-key"}, codes.PermissionDenied, "isv_svn", "policy: no matching app"},
+		{"debug enclave", f.certFor(t, f.attester(t, debug)), []string{"demo-key"}, codes.PermissionDenied, "debug", "policy: debug workload not allowed"},
+		{"TCB status not accepted", f.certFor(t, f.attester(t, outOfDate)), []string{"demo-key"}, codes.PermissionDenied, "OutOfDate", "policy: tcb status not allowed"},
+		{"secret not listed for the app", good, []string{"demo-key", "other-app"}, codes.PermissionDenied, "other-app", "policy: secret not allowed"},
+		{"secret listed nowhere", good, []string{"nope"}, codes.PermissionDenied, "nope", "policy: secret not allowed"},
+		{"no client certificate", tls.Certificate{}, []string{"demo-key"}, codes.Unauthenticated, "no client certificate", "ratls: no client certificate"},
+		{"certificate without evidence", selfSigned, []string{"demo-key"}, codes.Unauthenticated, "evidence", "ratls: no evidence extension"},
+		{"quote bound to another key", f.certFor(t, misbinder{f.attester(t, demoSGX())}), []string{"demo-key"}, codes.Unauthenticated, "bind", "ratls: evidence does not bind the certificate key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -177,6 +178,9 @@ func TestEndToEnd(t *testing.T) {
 				}
 				if rec.Decision != audit.Deny || len(rec.Released) != 0 || rec.Code != tc.code.String() {
 					t.Fatalf("audit record %+v", rec)
+				}
+				if rec.ReasonCode != tc.reasonCode {
+					t.Fatalf("audit reason_code %q, want %q", rec.ReasonCode, tc.reasonCode)
 				}
 				return
 			}

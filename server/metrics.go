@@ -31,8 +31,8 @@ func NewMetrics(reg prometheus.Registerer, dv *dcap.Verifier) *Metrics {
 			Name: "asps_requests_total", Help: "gRPC requests by method and code.",
 		}, []string{"method", "code"}),
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "asps_decisions_total", Help: "Provisioning decisions by decision and gRPC code.",
-		}, []string{"decision", "code"}),
+			Name: "asps_decisions_total", Help: "Provisioning decisions by decision, gRPC code and reason (the failed check).",
+		}, []string{"decision", "code", "reason"}),
 		verifySecs: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "asps_quote_verify_seconds", Help: "Quote verification latency by result.",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16),
@@ -74,12 +74,12 @@ func (m *Metrics) observeStore(kind string, d time.Duration, err error) {
 	m.storeSecs.WithLabelValues(kind, res).Observe(d.Seconds())
 }
 
-func (m *Metrics) decision(_ *decision, err error) {
+func (m *Metrics) decision(d *decision, err error) {
 	if err == nil {
-		m.decisions.WithLabelValues("allow", "OK").Inc()
+		m.decisions.WithLabelValues("allow", "OK", "").Inc()
 		return
 	}
-	m.decisions.WithLabelValues("deny", status.Code(err).String()).Inc()
+	m.decisions.WithLabelValues("deny", status.Code(err).String(), d.rec.ReasonCode).Inc()
 }
 
 func (m *Metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

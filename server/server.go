@@ -36,6 +36,7 @@ import (
 	occlumpb "github.com/asps-project/asps/api/occlum"
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/store"
@@ -143,6 +144,29 @@ type decision struct {
 	app    *policy.App
 }
 
+// reasonCode names why a request was refused, from a small fixed set (the
+// sentinel errors of dcap, ratls, policy and store), for metrics labels
+// and audit queries.
+func reasonCode(err error) string {
+	if r := dcap.ReasonOf(err); r != nil {
+		return "quote: " + r.Error()
+	}
+	var re *ratls.Error
+	if errors.As(err, &re) {
+		return "ratls: " + re.Reason.Error()
+	}
+	var den *policy.Denial
+	if errors.As(err, &den) {
+		return "policy: " + den.Reason.Error()
+	}
+	for _, k := range []error{store.ErrNotFound, store.ErrPermissionDenied, store.ErrUnavailable} {
+		if errors.Is(err, k) {
+			return "store: " + k.Error()
+		}
+	}
+	return ""
+}
+
 // peerClaims returns the verified claims of the caller.
 func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 	p, ok := peer.FromContext(ctx)
@@ -155,10 +179,12 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 		return status.Error(codes.Unauthenticated, "not a TLS connection")
 	}
 	if len(info.State.PeerCertificates) == 0 {
+		d.rec.ReasonCode = "ratls: no client certificate"
 		return status.Error(codes.Unauthenticated, "attestation: no client certificate: present an RA-TLS certificate whose quote binds its key")
 	}
 	c, err := s.opts.Verifier.PeerClaims(ctx, info.State)
 	if err != nil {
+		d.rec.ReasonCode = reasonCode(err)
 		return status.Errorf(codes.Unauthenticated, "attestation: %v", err)
 	}
 	d.claims = c
@@ -174,6 +200,7 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	}
 	app, err := s.opts.Policy.Match(d.claims)
 	if err != nil {
+		d.rec.ReasonCode = reasonCode(err)
 		return status.Error(codes.PermissionDenied, err.Error())
 	}
 	d.app = app
@@ -231,6 +258,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	}
 	refs, err := d.app.Authorize(names)
 	if err != nil {
+		d.rec.ReasonCode = reasonCode(err)
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
 	vals = make([][]byte, len(refs))
@@ -283,6 +311,7 @@ func (s *Server) fetch(ctx context.Context, d *decision, r policy.SecretRef) ([]
 		return v, nil
 	}
 	d.rec.Reason = err.Error()
+	d.rec.ReasonCode = reasonCode(err)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, status.Errorf(codes.NotFound, "secret %q not found in the store", r.Name)

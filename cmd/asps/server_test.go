@@ -170,7 +170,7 @@ func TestServerProcess(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, m := range []string{`asps_decisions_total{code="OK",decision="allow"} 1`, "asps_quote_verify_seconds", "asps_verifier_cache_total"} {
+	for _, m := range []string{`asps_decisions_total{code="OK",decision="allow",reason=""} 1`, "asps_quote_verify_seconds", "asps_verifier_cache_total"} {
 		if !strings.Contains(string(body), m) {
 			t.Errorf("metrics lack %s", m)
 		}
