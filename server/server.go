@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
@@ -103,6 +104,10 @@ func New(opts Options) (*Server, error) {
 		grpc.MaxRecvMsgSize(64<<10),
 		grpc.MaxConcurrentStreams(128),
 		grpc.ConnectionTimeout(10*time.Second),
+		// Idle workloads' connections are closed; clients may not ping
+		// more than every 10 s.
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	s.grpc = grpc.NewServer(sopts...)
 	aspsv1.RegisterSecretsServer(s.grpc, &secretsService{s: s})
