@@ -63,9 +63,12 @@ type EvidenceReport struct {
 	Nonce                 claims.Hex `json:"nonce,omitempty"`
 
 	// The binding of the quote to the certificate key.
-	BindsKey     bool   `json:"report_data_binds"`
-	Binding      string `json:"binding,omitempty"`       // how it binds
-	BindingError string `json:"binding_error,omitempty"` // why it does not
+	BindsKey bool `json:"binds_key"`
+	// ReportDataBinds repeats BindsKey under the name the corpus's
+	// expected.json files use.
+	ReportDataBinds bool   `json:"report_data_binds"`
+	Binding         string `json:"binding,omitempty"`       // how it binds
+	BindingError    string `json:"binding_error,omitempty"` // why it does not
 	// Verification is filled by callers that verify the quote (asps
 	// ratls inspect); Inspect leaves it nil.
 	Verification *QuoteVerification `json:"verification,omitempty"`
@@ -180,7 +183,7 @@ func inspectEvidence(er *EvidenceReport, ev *Evidence, spki []byte) {
 		}
 	}
 	b := CheckBinding(ev, q, spki)
-	er.BindsKey = b.Binds
+	er.BindsKey, er.ReportDataBinds = b.Binds, b.Binds
 	er.Binding = b.Method
 	if b.Err != nil {
 		er.BindingError = b.Err.Error()

@@ -281,3 +281,53 @@ func TestWriteSecretFileReplacesNotFollows(t *testing.T) {
 		t.Fatalf("temporary files left: %v", left)
 	}
 }
+
+// TestRatlsInspectCorpus: `asps ratls inspect --json` on the three real
+// certificates reports the key, the SPKI hash and, per evidence extension,
+// whether it binds the key, as their expected.json say.
+func TestRatlsInspectCorpus(t *testing.T) {
+	for _, name := range []string{"gramine-cert", "intel-sgxsdk-cert", "rats-tls-cert"} {
+		t.Run(name, func(t *testing.T) {
+			var exp struct {
+				Key      string `json:"key"`
+				SPKI     string `json:"spki_sha256"`
+				Evidence []struct {
+					OID   string `json:"oid"`
+					Binds bool   `json:"report_data_binds"`
+				} `json:"evidence"`
+			}
+			if err := json.Unmarshal(testdata.Read(t, "ratls", name+".expected.json"), &exp); err != nil {
+				t.Fatal(err)
+			}
+			_, out, _ := run(t, "ratls", "inspect", testdata.Path(t, "ratls", name+".pem"), "--json")
+			var got struct {
+				Key      string `json:"key"`
+				SPKI     string `json:"spki_sha256"`
+				Evidence []struct {
+					OID   string `json:"oid"`
+					Binds *bool  `json:"binds_key"`
+				} `json:"evidence"`
+			}
+			if err := json.Unmarshal([]byte(out), &got); err != nil {
+				t.Fatalf("%v\n%s", err, out)
+			}
+			if got.Key != exp.Key || got.SPKI != exp.SPKI || len(got.Evidence) != len(exp.Evidence) {
+				t.Fatalf("got %+v, want %+v", got, exp)
+			}
+			for _, e := range exp.Evidence {
+				found := false
+				for _, g := range got.Evidence {
+					if g.OID == e.OID {
+						found = true
+						if g.Binds == nil || *g.Binds != e.Binds {
+							t.Errorf("%s binds_key %v, want %v", e.OID, g.Binds, e.Binds)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("evidence %s not reported", e.OID)
+				}
+			}
+		})
+	}
+}
