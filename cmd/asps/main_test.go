@@ -331,3 +331,7 @@ func TestRatlsInspectCorpus(t *testing.T) {
 		})
 	}
 }
+
+type testdataCase = testdata.DCAPCase
+
+func corpusCases(t *testing.T) []testdata.DCAPCase { return testdata.DCAPCases(t) }

@@ -336,3 +336,54 @@ func testDevCommand(t *testing.T, attested bool) {
 		t.Fatalf("fetch outside a TEE: %v\n%s", err, out)
 	}
 }
+
+// TestCollateralCommands: `asps collateral import` makes a bundle, `asps
+// collateral serve` serves it as a PCCS (a real process on loopback),
+// `asps collateral fetch` mirrors it into another bundle, and a real quote
+// verifies from that — and from the mirror directly.
+func TestCollateralCommands(t *testing.T) {
+	bin := buildBinary(t)
+	var c testdataCase
+	for _, tc := range corpusCases(t) {
+		if tc.Name == "sgx-v3-config-sw-hardening" {
+			c = tc
+		}
+	}
+	if c.Name == "" {
+		t.Fatal("corpus case missing")
+	}
+	at := c.Expected.VerifyAt.Format(time.RFC3339)
+	bundle := filepath.Join(t.TempDir(), "bundle")
+	if out, err := exec.Command(bin, "collateral", "import", filepath.Join(c.Dir, "collateral.json"), "--out", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	addr := freePort(t)
+	srv := exec.Command(bin, "collateral", "serve", "--dir", bundle, "--listen", addr)
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Signal(syscall.SIGTERM); srv.Wait() }()
+	url := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if r, err := http.Get(url + "/sgx/certification/v4/qe/identity"); err == nil {
+			r.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("collateral serve did not start")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	mirror := filepath.Join(t.TempDir(), "mirror")
+	if out, err := exec.Command(bin, "collateral", "fetch", "--pccs", url, "--fmspc", c.Expected.FMSPC, "--tee", "sgx", "--ca", "processor", "--at", at, "--out", mirror).CombinedOutput(); err != nil {
+		t.Fatalf("fetch: %v\n%s", err, out)
+	}
+	for _, src := range [][]string{{"--collateral-dir", mirror}, {"--pccs", url}} {
+		args := append([]string{"quote", "verify", filepath.Join(c.Dir, "quote.bin"), "--at", at, "--json"}, src...)
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), `"status": "`+c.Expected.Status+`"`) {
+			t.Fatalf("%v: %v\n%s", src, err, out)
+		}
+	}
+}
