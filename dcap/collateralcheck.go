@@ -32,8 +32,10 @@ func (v *Verifier) CheckCollateral(col *Collateral, want CollateralWant, at time
 		if vc.rootCRLErr != nil {
 			return vc.rootCRLErr
 		}
-		if err := crlCurrent(CheckRootCACRL, "root CA CRL", vc.rootCRL, at); dated && err != nil {
-			return err
+		if dated {
+			if err := crlCurrent(CheckRootCACRL, "root CA CRL", vc.rootCRL, at); err != nil {
+				return err
+			}
 		}
 	}
 	tee := strings.ToLower(want.TEE)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"io"
 	"net/http/httptest"
 	"time"
@@ -85,22 +86,13 @@ func TestQuoteVerifyOutsideWindowAndInspect(t *testing.T) {
 	// Hex-encoded quotes read the same.
 	raw, _ := os.ReadFile(filepath.Join(d, "quote.bin"))
 	hexPath := filepath.Join(t.TempDir(), "q.hex")
-	os.WriteFile(hexPath, []byte(strings.ToUpper(bytesHex(raw))+"\n"), 0o600)
+	os.WriteFile(hexPath, []byte(strings.ToUpper(hex.EncodeToString(raw))+"\n"), 0o600)
 	if code, out, _ := run(t, "quote", "inspect", hexPath, "--json"); code != 0 || !strings.Contains(out, "33d8736d") {
 		t.Fatalf("hex quote: %d %s", code, out)
 	}
 	if code, _, _ := run(t, "quote", "verify"); code != 2 {
 		t.Fatalf("usage error exit %d, want 2", code)
 	}
-}
-
-func bytesHex(b []byte) string {
-	const h = "0123456789abcdef"
-	out := make([]byte, 0, 2*len(b))
-	for _, c := range b {
-		out = append(out, h[c>>4], h[c&15])
-	}
-	return string(out)
 }
 
 // TestSimQuoteVerify: a simulated quote verifies under the simulator root
@@ -146,7 +138,7 @@ func TestFetchAndRun(t *testing.T) {
 	defer env.Stop()
 
 	code, out, stderr := run(t, "fetch", "--dev-dir", dir, "--format", "hex", "demo-key")
-	if code != 0 || strings.TrimSpace(out) != bytesHex(devmode.DemoSecrets()["demo-key"]) {
+	if code != 0 || strings.TrimSpace(out) != hex.EncodeToString(devmode.DemoSecrets()["demo-key"]) {
 		t.Fatalf("fetch: %d %q %s", code, out, stderr)
 	}
 	code, out, _ = run(t, "fetch", "--dev-dir", dir, "--format", "intel", "demo-key")
@@ -331,7 +323,3 @@ func TestRatlsInspectCorpus(t *testing.T) {
 		})
 	}
 }
-
-type testdataCase = testdata.DCAPCase
-
-func corpusCases(t *testing.T) []testdata.DCAPCase { return testdata.DCAPCases(t) }

@@ -186,6 +186,17 @@ func (f *clientFlags) register(fs interface {
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after `D`")
 }
 
+// connect dials the server within the --timeout; done closes the
+// connection and releases the deadline.
+func (f *clientFlags) connect() (ctx context.Context, c *client.Client, done func(), err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	if c, err = f.dial(ctx); err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return ctx, c, func() { c.Close(); cancel() }, nil
+}
+
 func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	if f.server == "" {
 		if f.devDir == "" {
@@ -336,13 +347,11 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	if len(names) == 0 {
 		return &exitError{code: 2, msg: "usage: asps fetch --server ADDR (--server-pin HEX | --server-ca PEM) NAME..."}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
-	defer cancel()
-	c, err := cf.dial(ctx)
+	ctx, c, done, err := cf.connect()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	secrets, err := c.GetSecrets(ctx, names...)
 	if err != nil {
 		return err
@@ -420,13 +429,11 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
-	defer cancel()
-	c, err := cf.dial(ctx)
+	ctx, c, done, err := cf.connect()
 	if err != nil {
 		return err
 	}
-	defer c.Close()
+	defer done()
 	w, err := c.WhoAmI(ctx)
 	if err != nil {
 		return err

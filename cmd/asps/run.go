@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -95,14 +94,12 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cf.timeout)
-	defer cancel()
-	c, err := cf.dial(ctx)
+	ctx, c, done, err := cf.connect()
 	if err != nil {
 		return err
 	}
 	secrets, err := c.GetSecrets(ctx, p.names()...)
-	c.Close()
+	done()
 	if err != nil {
 		return err
 	}

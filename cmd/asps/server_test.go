@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/asps-project/asps/internal/testdata"
 	"github.com/asps-project/asps/store"
 	"io"
 	"log/slog"
@@ -343,8 +344,8 @@ func testDevCommand(t *testing.T, attested bool) {
 // verifies from that — and from the mirror directly.
 func TestCollateralCommands(t *testing.T) {
 	bin := buildBinary(t)
-	var c testdataCase
-	for _, tc := range corpusCases(t) {
+	var c testdata.DCAPCase
+	for _, tc := range testdata.DCAPCases(t) {
 		if tc.Name == "sgx-v3-config-sw-hardening" {
 			c = tc
 		}

@@ -99,7 +99,7 @@ func ImportCollateral(dir string, col *dcap.Collateral, verify VerifyFunc, now t
 			pcsResponse("enclaveIdentity", col.QEIdentityBody, col.QEIdentitySignature), dcap.EncodeChainPEM(col.QEIdentityIssuerChain)})
 	}
 	if l := col.PCKCRL; l != nil {
-		ca := caOf(l.Issuer.CommonName)
+		ca := dcap.PCKCAKind(l.Issuer.CommonName)
 		if ca == "" {
 			return nil, &Error{Key: Key{Kind: KindPCKCRL}, Reason: dcap.ErrCRLInvalid, Detail: fmt.Sprintf("PCK CRL issuer %q names neither the Processor nor the Platform CA", l.Issuer.CommonName)}
 		}

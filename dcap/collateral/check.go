@@ -40,10 +40,6 @@ func (c *Checker) Check(col *dcap.Collateral, want Want, at time.Time) error {
 	return c.v.CheckCollateral(col, want, at)
 }
 
-// caOf maps a PCK CA's common name to "processor" or "platform" ("" when
-// neither).
-func caOf(cn string) string { return dcap.PCKCAKind(cn) }
-
 var _ VerifyFunc = (*Checker)(nil).Check
 
 func rej(check string, reason error, format string, args ...any) *dcap.Rejection {

@@ -128,7 +128,7 @@ func TestCorpusThroughMirror(t *testing.T) {
 			if tee != c.exp.TEE || fmspc != c.exp.FMSPC {
 				t.Fatalf("ForQuote = %s %s, want %s %s", tee, fmspc, c.exp.TEE, c.exp.FMSPC)
 			}
-			if want := caOf(c.col.PCKCRL.Issuer.CommonName); ca != want {
+			if want := dcap.PCKCAKind(c.col.PCKCRL.Issuer.CommonName); ca != want {
 				t.Fatalf("ForQuote CA %s, want %s", ca, want)
 			}
 
@@ -209,7 +209,7 @@ func TestMirrorWire(t *testing.T) {
 		t.Errorf("tcb body does not hold the signed TCB info: %v", err)
 	}
 
-	ca := caOf(c.col.PCKCRL.Issuer.CommonName)
+	ca := dcap.PCKCAKind(c.col.PCKCRL.Issuer.CommonName)
 	resp, body = get("/sgx/certification/v4/pckcrl?ca=" + strings.ToUpper(ca))
 	if resp.StatusCode != 200 || !bytes.HasPrefix(body, []byte("-----BEGIN X509 CRL-----")) {
 		t.Errorf("pckcrl default encoding: %d %.40q", resp.StatusCode, body)

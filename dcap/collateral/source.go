@@ -116,7 +116,7 @@ func ForQuote(q *dcap.Quote) (tee, fmspc, ca string, err error) {
 	if err != nil {
 		return "", "", "", &Error{Reason: dcap.ErrPCKExtensions, Err: err}
 	}
-	ca = caOf(chain[0].Issuer.CommonName)
+	ca = dcap.PCKCAKind(chain[0].Issuer.CommonName)
 	if ca == "" {
 		return "", "", "", &Error{Reason: ErrBadRequest, Detail: "PCK certificate issuer " + strings.TrimSpace(chain[0].Issuer.CommonName) + " names neither the Processor nor the Platform CA"}
 	}
