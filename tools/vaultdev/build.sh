@@ -7,9 +7,10 @@
 # Keep the flags in sync with internal/vaulttest (buildArgs) so both share the
 # build cache.
 set -euo pipefail
-out=${1:?usage: build.sh OUTPUT_PATH}
+out=${1:?usage: build.sh OUTPUT_PATH [go build flags such as -v]}
+shift
 case $out in /*) ;; *) out=$PWD/$out ;; esac
 cd "$(dirname "${BASH_SOURCE[0]}")"
-exec go build -buildvcs=false -trimpath \
+exec go build "$@" -buildvcs=false -trimpath \
 	-ldflags "-s -w -X github.com/openbao/openbao/version.fullVersion=2.4.0" \
 	-o "$out" .
