@@ -70,7 +70,7 @@ type Secret struct {
 func (c *Client) GetSecrets(ctx context.Context, names ...string) ([]Secret, error) {
 	resp, err := c.secrets.GetSecrets(ctx, &aspsv1.GetSecretsRequest{Names: names})
 	if err != nil {
-		return nil, err
+		return nil, serverError(err)
 	}
 	if len(resp.GetSecrets()) != len(names) {
 		return nil, fmt.Errorf("client: asked for %d secrets, the server sent %d", len(names), len(resp.GetSecrets()))
@@ -86,9 +86,15 @@ func (c *Client) GetSecrets(ctx context.Context, names ...string) ([]Secret, err
 }
 
 // WhoAmI asks how the server sees this workload: its verified claims, the
-// app it matched and the names of the secrets that app may read.
+// app it matched and the names of the secrets that app may read. The
+// response's text fields are as the server sent them: escape them
+// (EscapeText) before printing.
 func (c *Client) WhoAmI(ctx context.Context) (*aspsv1.WhoAmIResponse, error) {
-	return c.secrets.WhoAmI(ctx, &aspsv1.WhoAmIRequest{})
+	w, err := c.secrets.WhoAmI(ctx, &aspsv1.WhoAmIRequest{})
+	if err != nil {
+		return nil, serverError(err)
+	}
+	return w, nil
 }
 
 // Conn is the underlying connection (for the compatibility services).

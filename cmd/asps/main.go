@@ -6,11 +6,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"go.yaml.in/yaml/v3"
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/asps-project/asps/client"
 )
 
 // command is one subcommand (or a group such as "quote verify").
@@ -57,11 +61,11 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.As(err, &ee):
 			if ee.msg != "" {
-				fmt.Fprintln(stderr, "asps "+c.name+": "+ee.msg)
+				fmt.Fprintln(stderr, "asps "+c.name+": "+terminalText(ee.msg))
 			}
 			return ee.code
 		default:
-			fmt.Fprintln(stderr, "asps "+c.name+": "+err.Error())
+			fmt.Fprintln(stderr, "asps "+c.name+": "+terminalText(err.Error()))
 			return 1
 		}
 	}
@@ -69,6 +73,23 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	usage(stderr)
 	return 2
 }
+
+// terminalText escapes the control characters of an error message line by
+// line (see client.EscapeText), keeping its line breaks: text a server
+// sent is escaped whole where it enters (client.ServerError), and this
+// keeps anything else that reaches an error — a peer's certificate
+// fields, say — from driving the operator's terminal.
+func terminalText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = client.EscapeText(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// quoteText quotes a name for a message, escaping what a terminal would
+// act on.
+func quoteText(s string) string { return strconv.Quote(s) }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "asps — attestation and secret provisioning for SGX and TDX")

@@ -438,7 +438,10 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "tee %s  status %s  simulated %v  debug %v\n", w.GetTee(), w.GetTcbStatus(), w.GetSimulated(), w.GetDebug())
+	// Every text field is the server's: escaped, so it cannot drive the
+	// terminal.
+	esc := client.EscapeText
+	fmt.Fprintf(stdout, "tee %s  status %s  simulated %v  debug %v\n", esc(w.GetTee()), esc(w.GetTcbStatus()), w.GetSimulated(), w.GetDebug())
 	if s := w.GetSgx(); s != nil {
 		fmt.Fprintf(stdout, "mr_enclave %x\nmr_signer  %x\nisv_prod_id %d  isv_svn %d\n", s.GetMrEnclave(), s.GetMrSigner(), s.GetIsvProdId(), s.GetIsvSvn())
 	}
@@ -446,10 +449,14 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "mr_td %x\nrtmr0 %x\n", t.GetMrTd(), t.GetRtmr0())
 	}
 	if w.GetMatchedApp() == "" {
-		fmt.Fprintf(stdout, "matched no app: %s\n", w.GetMatchError())
+		fmt.Fprintf(stdout, "matched no app: %s\n", esc(w.GetMatchError()))
 		return nil
 	}
-	fmt.Fprintf(stdout, "app %s may read: %s\n", w.GetMatchedApp(), strings.Join(w.GetSecretNames(), ", "))
+	names := make([]string, len(w.GetSecretNames()))
+	for i, n := range w.GetSecretNames() {
+		names[i] = esc(n)
+	}
+	fmt.Fprintf(stdout, "app %s may read: %s\n", esc(w.GetMatchedApp()), strings.Join(names, ", "))
 	return nil
 }
 
