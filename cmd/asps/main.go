@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/asps-project/asps/client"
 )
 
@@ -130,33 +128,4 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-// applyConfigFile sets, from a YAML or JSON file of flag name → value, the
-// flags the command line did not set: configuration comes from flags, then
-// the file, then the environment defaults each flag declares.
-func applyConfigFile(fs *flag.FlagSet, path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("--config: %w", err)
-	}
-	var m map[string]any
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("--config %s: %w", path, err)
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for k, v := range m {
-		f := fs.Lookup(k)
-		if f == nil {
-			return fmt.Errorf("--config %s: unknown setting %q (settings are the command's flag names)", path, k)
-		}
-		if set[k] || k == "config" {
-			continue
-		}
-		if err := fs.Set(k, fmt.Sprint(v)); err != nil {
-			return fmt.Errorf("--config %s: %s: %w", path, k, err)
-		}
-	}
-	return nil
 }
