@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -27,7 +28,7 @@ func EscapeText(s string) string {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size <= 1:
-			fmt.Fprintf(&b, `\x%02x`, s[i])
+			writeEscape(&b, 'x', uint32(s[i]), 2)
 		case r == '\n':
 			b.WriteString(`\n`)
 		case r == '\r':
@@ -35,15 +36,25 @@ func EscapeText(s string) string {
 		case r == '\t':
 			b.WriteString(`\t`)
 		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, `\x%02x`, r)
-		case unsafeRune(r):
-			fmt.Fprintf(&b, `\u%04x`, r)
+			writeEscape(&b, 'x', uint32(r), 2)
+		case r >= 0x80 && unsafeRune(r):
+			writeEscape(&b, 'u', uint32(r), 4)
 		default:
 			b.WriteString(s[i : i+size])
 		}
 		i += size
 	}
 	return b.String()
+}
+
+// writeEscape writes \x or \u and v in n hex digits.
+func writeEscape(b *strings.Builder, kind byte, v uint32, n int) {
+	const digits = "0123456789abcdef"
+	b.WriteByte('\\')
+	b.WriteByte(kind)
+	for shift := 4 * (n - 1); shift >= 0; shift -= 4 {
+		b.WriteByte(digits[v>>uint(shift)&0xf])
+	}
 }
 
 // unsafeRune reports the non-ASCII runes EscapeText escapes: C1 controls,
@@ -74,8 +85,24 @@ type ServerError struct {
 	st      *status.Status
 }
 
+// maxMessage bounds how much of a server's message an error shows.
+const maxMessage = 2048
+
 func (e *ServerError) Error() string {
-	return "rpc error: code = " + e.Code.String() + " desc = " + EscapeText(e.Message)
+	return "rpc error: code = " + e.Code.String() + " desc = " + EscapeText(truncate(e.Message, maxMessage))
+}
+
+// truncate shortens s to at most n bytes (on a rune boundary), saying how
+// much was left out.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "… (" + strconv.Itoa(len(s)-cut) + " more bytes)"
 }
 
 // GRPCStatus returns the status the call ended with (for status.Code and

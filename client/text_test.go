@@ -34,6 +34,16 @@ func TestServerErrorKeepsStatus(t *testing.T) {
 	}
 }
 
+// TestServerErrorBounded: a server's megabyte of message is shown
+// shortened, on a rune boundary, saying how much was left out.
+func TestServerErrorBounded(t *testing.T) {
+	msg := strings.Repeat("é\x1b", 1<<18)
+	got := serverError(status.Error(codes.Internal, msg)).Error()
+	if len(got) > 4*maxMessage || !strings.HasSuffix(got, " more bytes)") || !utf8.ValidString(got) {
+		t.Fatalf("%d bytes: …%q", len(got), got[max(0, len(got)-40):])
+	}
+}
+
 // FuzzEscapeText: the output is valid UTF-8 without a control or format
 // character, and text that needs no escaping is kept as is.
 func FuzzEscapeText(f *testing.F) {
@@ -60,4 +70,18 @@ func FuzzEscapeText(f *testing.F) {
 			t.Fatalf("EscapeText(%q) = %q changed clean text", s, out)
 		}
 	})
+}
+
+func BenchmarkEscapeText(b *testing.B) {
+	for name, s := range map[string]string{
+		"plain":   strings.Repeat("policy: no matching app: mr_enclave abc not allowed; ", 20),
+		"hostile": strings.Repeat("\x1b]52;c;ZXZpbA==\x07\r\u009b\u202e", 40),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(s)))
+			for b.Loop() {
+				EscapeText(s)
+			}
+		})
+	}
 }
