@@ -263,3 +263,31 @@ func TestAttack_HostileServerTextDrivesTerminal(t *testing.T) {
 		t.Fatalf("stderr %q", stderr)
 	}
 }
+
+// TestAttack_HostileSecretValueOnTerminal: a raw secret value printed to a
+// terminal is escaped (a character device stands in for the terminal);
+// piped, it passes as sent.
+func TestAttack_HostileSecretValueOnTerminal(t *testing.T) {
+	dir := t.TempDir()
+	env, err := devmode.Start(context.Background(), devmode.Options{Dir: dir, Secrets: map[string][]byte{"demo-key": []byte("\x1b]52;c;ZXZpbA==\x07"), "db-password": []byte("x")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Stop()
+	tty, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var stderr bytes.Buffer
+	if err := fetch([]string{"--dev-dir", dir, "demo-key"}, tty, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stderr.String(), "stdout is a terminal") {
+		t.Fatalf("stderr %q", stderr.String())
+	}
+	code, out, _ := run(t, "fetch", "--dev-dir", dir, "demo-key")
+	if code != 0 || out != "\x1b]52;c;ZXZpbA==\x07" {
+		t.Fatalf("piped: %d %q", code, out)
+	}
+}

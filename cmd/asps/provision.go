@@ -424,6 +424,13 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 		}
 		switch *format {
 		case "raw":
+			if isTerminal(stdout) {
+				// A value is the server's bytes: on a terminal they could
+				// drive it. Piped or redirected, they pass untouched.
+				fmt.Fprintf(stderr, "asps fetch: stdout is a terminal: %s is shown with control characters escaped (redirect it, or use --format hex, for its bytes)\n", quoteText(s.Name))
+				fmt.Fprintln(stdout, client.EscapeText(string(s.Value)))
+				continue
+			}
 			stdout.Write(s.Value)
 		case "hex":
 			fmt.Fprintln(stdout, hex.EncodeToString(s.Value))
@@ -436,6 +443,16 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // writeSecretFile writes a secret to path, mode 0600: to a new file in the
