@@ -28,6 +28,10 @@ type Config struct {
 	// ServerAuth says how to authenticate the server: RA-TLS (the server
 	// in a TEE), a CA, or a pinned key.
 	ServerAuth ratls.ServerAuth
+	// ServerJudge, when the server is attested (ServerByRATLS with the
+	// judge's Check), lets calls report the policy's refusal of the server
+	// as a typed *ServerRefusedError rather than a connection error.
+	ServerJudge *ServerJudge
 	// Cert shapes the RA-TLS certificate.
 	Cert ratls.CertOptions
 	// DialOptions are appended to the gRPC dial options.
@@ -38,6 +42,7 @@ type Config struct {
 type Client struct {
 	conn    *grpc.ClientConn
 	secrets aspsv1.SecretsClient
+	judge   *ServerJudge
 }
 
 // Dial gets a quote for a fresh key and prepares the attested connection
@@ -56,7 +61,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", cfg.Server, err)
 	}
-	return &Client{conn: conn, secrets: aspsv1.NewSecretsClient(conn)}, nil
+	return &Client{conn: conn, secrets: aspsv1.NewSecretsClient(conn), judge: cfg.ServerJudge}, nil
 }
 
 // Secret is one secret received.
@@ -70,7 +75,7 @@ type Secret struct {
 func (c *Client) GetSecrets(ctx context.Context, names ...string) ([]Secret, error) {
 	resp, err := c.secrets.GetSecrets(ctx, &aspsv1.GetSecretsRequest{Names: names})
 	if err != nil {
-		return nil, err
+		return nil, c.callError(err)
 	}
 	if len(resp.GetSecrets()) != len(names) {
 		return nil, fmt.Errorf("client: asked for %d secrets, the server sent %d", len(names), len(resp.GetSecrets()))
@@ -86,9 +91,27 @@ func (c *Client) GetSecrets(ctx context.Context, names ...string) ([]Secret, err
 }
 
 // WhoAmI asks how the server sees this workload: its verified claims, the
-// app it matched and the names of the secrets that app may read.
+// app it matched and the names of the secrets that app may read. The
+// response's text fields are as the server sent them: escape them
+// (EscapeText) before printing.
 func (c *Client) WhoAmI(ctx context.Context) (*aspsv1.WhoAmIResponse, error) {
-	return c.secrets.WhoAmI(ctx, &aspsv1.WhoAmIRequest{})
+	w, err := c.secrets.WhoAmI(ctx, &aspsv1.WhoAmIRequest{})
+	if err != nil {
+		return nil, c.callError(err)
+	}
+	return w, nil
+}
+
+// callError is the error of a failed call: the server policy's refusal of
+// the server if there was one (the handshake failed on it), else the
+// call's status as a *ServerError.
+func (c *Client) callError(err error) error {
+	if c.judge != nil {
+		if r := c.judge.Refusal(); r != nil {
+			return r
+		}
+	}
+	return serverError(err)
 }
 
 // Conn is the underlying connection (for the compatibility services).

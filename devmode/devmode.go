@@ -307,10 +307,17 @@ func SelfSignedServerCert(cn string) (tls.Certificate, [32]byte, error) {
 // runs in a (simulated) TEE: the server's quote must verify under the
 // simulator root and its claims pass check.
 func (e *Env) ServerVerifier(check func(*claims.Claims) error) (*ratls.Verifier, error) {
+	return e.ServerVerifierWith(ratls.VerifyOptions{Check: check})
+}
+
+// ServerVerifierWith is ServerVerifier with all the verification options:
+// a workload judging the server by a server policy passes the judge's
+// Check and AllowDebug (see client.ServerJudge).
+func (e *Env) ServerVerifierWith(opts ratls.VerifyOptions) (*ratls.Verifier, error) {
 	cols, err := newSimCollateral(e.PKI)
 	if err != nil {
 		return nil, err
 	}
 	qv := &ratls.DCAPVerifier{Verifier: dcap.NewVerifier(dcap.WithTrustAnchors(e.PKI.Root)), Collateral: cols.get}
-	return ratls.NewVerifier(qv, ratls.VerifyOptions{Check: check}), nil
+	return ratls.NewVerifier(qv, opts), nil
 }

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"go.yaml.in/yaml/v3"
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/asps-project/asps/client"
 )
 
 // command is one subcommand (or a group such as "quote verify").
@@ -57,11 +59,11 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.As(err, &ee):
 			if ee.msg != "" {
-				fmt.Fprintln(stderr, "asps "+c.name+": "+ee.msg)
+				fmt.Fprintln(stderr, "asps "+c.name+": "+terminalText(ee.msg))
 			}
 			return ee.code
 		default:
-			fmt.Fprintln(stderr, "asps "+c.name+": "+err.Error())
+			fmt.Fprintln(stderr, "asps "+c.name+": "+terminalText(err.Error()))
 			return 1
 		}
 	}
@@ -69,6 +71,23 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	usage(stderr)
 	return 2
 }
+
+// terminalText escapes the control characters of an error message line by
+// line (see client.EscapeText), keeping its line breaks: text a server
+// sent is escaped whole where it enters (client.ServerError), and this
+// keeps anything else that reaches an error — a peer's certificate
+// fields, say — from driving the operator's terminal.
+func terminalText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = client.EscapeText(l)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// quoteText quotes a name for a message, escaping what a terminal would
+// act on.
+func quoteText(s string) string { return strconv.Quote(s) }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "asps — attestation and secret provisioning for SGX and TDX")
@@ -109,33 +128,4 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
-}
-
-// applyConfigFile sets, from a YAML or JSON file of flag name → value, the
-// flags the command line did not set: configuration comes from flags, then
-// the file, then the environment defaults each flag declares.
-func applyConfigFile(fs *flag.FlagSet, path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("--config: %w", err)
-	}
-	var m map[string]any
-	if err := yaml.Unmarshal(b, &m); err != nil {
-		return fmt.Errorf("--config %s: %w", path, err)
-	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	for k, v := range m {
-		f := fs.Lookup(k)
-		if f == nil {
-			return fmt.Errorf("--config %s: unknown setting %q (settings are the command's flag names)", path, k)
-		}
-		if set[k] || k == "config" {
-			continue
-		}
-		if err := fs.Set(k, fmt.Sprint(v)); err != nil {
-			return fmt.Errorf("--config %s: %s: %w", path, k, err)
-		}
-	}
-	return nil
 }

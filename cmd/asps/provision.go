@@ -1,19 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/devmode"
+	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
 )
 
@@ -159,25 +161,48 @@ func reloadOnHUP(ctx context.Context, reload func() error, logger *slog.Logger) 
 // workload.
 type clientFlags struct {
 	server, pin, ca, serverName string
-	// Attesting the server (it runs in a TEE): its measurements, and
-	// where the collateral for its quote comes from.
+	// Attesting the server (it runs in a TEE): a server policy, or the
+	// shorthands that build one; and where the collateral for its quote
+	// comes from.
+	serverPolicy                                string
 	serverMrEnclave, serverMrSigner, serverMrTD string
+	serverIsvProdID                             string
+	serverMinIsvSvn                             uint
+	serverRtmr                                  rtmrFlags
 	serverCollateral                            collateralFlags
 	tee, devDir, simTEE                         string
 	timeout                                     time.Duration
 }
 
-func (f *clientFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-}) {
+// rtmrFlags is --server-rtmr I=HEX, repeatable, I in 0..2.
+type rtmrFlags [3]string
+
+func (r *rtmrFlags) String() string { return "" }
+
+func (r *rtmrFlags) Set(v string) error {
+	i, h, ok := strings.Cut(v, "=")
+	if !ok || len(i) != 1 || i[0] < '0' || i[0] > '2' || h == "" {
+		return errors.New("want I=HEX with I 0, 1 or 2 (rtmr3 is extended at run time: use --server-policy to narrow by it)")
+	}
+	if r[i[0]-'0'] != "" {
+		return fmt.Errorf("rtmr%s given twice", i)
+	}
+	r[i[0]-'0'] = h
+	return nil
+}
+
+func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.server, "server", "", "server `ADDR` (host:port)")
 	fs.StringVar(&f.pin, "server-pin", "", "trust the server by the SHA-256 of its key (`HEX`, as asps dev prints)")
 	fs.StringVar(&f.ca, "server-ca", "", "trust the server by a CA certificate `PEM`")
 	fs.StringVar(&f.serverName, "server-name", "", "the name the server's certificate must carry (with --server-ca)")
-	fs.StringVar(&f.serverMrEnclave, "server-mr-enclave", "", "attest the server (it runs in an SGX enclave): its MRENCLAVE `HEX`")
-	fs.StringVar(&f.serverMrSigner, "server-mr-signer", "", "attest the server: its MRSIGNER `HEX`")
-	fs.StringVar(&f.serverMrTD, "server-mr-td", "", "attest the server (it runs in a TDX guest): its MRTD `HEX`")
+	fs.StringVar(&f.serverPolicy, "server-policy", "", "attest the server (it runs in a TEE) and judge it by a policy `FILE` in the policy format: its apps describe the acceptable server (no secrets list needed); TCB status, advisories, debug, product id and SVN defaults as for workloads")
+	fs.StringVar(&f.serverMrEnclave, "server-mr-enclave", "", "attest the server (it runs in an SGX enclave): its MRENCLAVE `HEX` (shorthand for a one-app --server-policy, with its defaults: UpToDate only, no advisories, no debug)")
+	fs.StringVar(&f.serverMrSigner, "server-mr-signer", "", "attest the server: its MRSIGNER `HEX` (needs --server-isv-prod-id unless --server-mr-enclave is given)")
+	fs.StringVar(&f.serverIsvProdID, "server-isv-prod-id", "", "attest the server: its ISVPRODID `N`")
+	fs.UintVar(&f.serverMinIsvSvn, "server-min-isv-svn", 0, "attest the server: its minimum ISVSVN `N`")
+	fs.StringVar(&f.serverMrTD, "server-mr-td", "", "attest the server (it runs in a TDX guest): its MRTD `HEX`; needs --server-rtmr (MRTD alone measures only the firmware)")
+	fs.Var(&f.serverRtmr, "server-rtmr", "attest the server (TDX): RTMR `I=HEX`, I 0..2 (repeatable)")
 	fs.StringVar(&f.serverCollateral.pccs, "server-pccs", "", "PCS/PCCS `URL` for the collateral of the server's quote")
 	fs.StringVar(&f.serverCollateral.dir, "server-collateral-dir", "", "collateral bundle `DIR` for the server's quote")
 	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
@@ -208,7 +233,7 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 		}
 		f.server = strings.TrimSpace(string(b))
 	}
-	auth, err := f.serverAuth()
+	auth, judge, err := f.serverAuth()
 	if err != nil {
 		return nil, err
 	}
@@ -216,18 +241,30 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial(ctx, client.Config{Server: f.server, Attester: a, ServerAuth: auth})
+	return client.Dial(ctx, client.Config{Server: f.server, Attester: a, ServerAuth: auth, ServerJudge: judge})
 }
 
-func (f *clientFlags) serverAuth() (ratls.ServerAuth, error) {
-	if f.serverMrEnclave != "" || f.serverMrSigner != "" || f.serverMrTD != "" {
+// attestsServer reports whether the server is to be attested (it runs in
+// a TEE): a server policy or any of its shorthands is given.
+func (f *clientFlags) attestsServer() bool {
+	return f.serverPolicy != "" || f.serverMrEnclave != "" || f.serverMrSigner != "" || f.serverMrTD != "" ||
+		f.serverIsvProdID != "" || f.serverMinIsvSvn != 0 || f.serverRtmr != rtmrFlags{}
+}
+
+// serverAuth says how to authenticate the server; judge is set when the
+// server is attested and judged by a server policy.
+func (f *clientFlags) serverAuth() (auth ratls.ServerAuth, judge *client.ServerJudge, err error) {
+	if f.attestsServer() {
+		if f.pin != "" || f.ca != "" {
+			return ratls.ServerAuth{}, nil, &exitError{code: 2, msg: "attest the server (--server-policy, --server-mr-*) or trust it by --server-pin / --server-ca, not both"}
+		}
 		return f.serverByRATLS()
 	}
 	pin := f.pin
 	if pin == "" && f.devDir != "" && f.ca == "" {
 		b, err := os.ReadFile(filepath.Join(f.devDir, "server.pin"))
 		if err != nil {
-			return ratls.ServerAuth{}, fmt.Errorf("--dev-dir: %w", err)
+			return ratls.ServerAuth{}, nil, fmt.Errorf("--dev-dir: %w", err)
 		}
 		pin = strings.TrimSpace(string(b))
 	}
@@ -235,80 +272,98 @@ func (f *clientFlags) serverAuth() (ratls.ServerAuth, error) {
 	case pin != "":
 		b, err := hex.DecodeString(pin)
 		if err != nil || len(b) != 32 {
-			return ratls.ServerAuth{}, &exitError{code: 2, msg: "--server-pin: want 64 hex digits"}
+			return ratls.ServerAuth{}, nil, &exitError{code: 2, msg: "--server-pin: want 64 hex digits"}
 		}
-		return ratls.ServerByPin([32]byte(b)), nil
+		return ratls.ServerByPin([32]byte(b)), nil, nil
 	case f.ca != "":
 		pem, err := os.ReadFile(f.ca)
 		if err != nil {
-			return ratls.ServerAuth{}, err
+			return ratls.ServerAuth{}, nil, err
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return ratls.ServerAuth{}, &exitError{code: 2, msg: "--server-ca: no certificate in " + f.ca}
+			return ratls.ServerAuth{}, nil, &exitError{code: 2, msg: "--server-ca: no certificate in " + f.ca}
 		}
-		return ratls.ServerByCA(pool, f.serverName), nil
+		return ratls.ServerByCA(pool, f.serverName), nil, nil
 	}
-	return ratls.ServerAuth{}, &exitError{code: 2, msg: "say how to trust the server: --server-pin HEX or --server-ca PEM"}
+	return ratls.ServerAuth{}, nil, &exitError{code: 2, msg: "say how to trust the server: --server-pin HEX or --server-ca PEM"}
+}
+
+// serverPolicyOf returns the server policy: --server-policy FILE, or the
+// one-app policy the shorthands describe. Either goes through the policy
+// package's parser, so a shorthand cannot accept less than a policy file:
+// --server-mr-td alone, or --server-mr-signer without a product id, is
+// refused as it would be in a policy.
+func (f *clientFlags) serverPolicyOf() (*policy.Policy, error) {
+	dev := f.devDir != ""
+	if f.serverPolicy != "" {
+		if f.serverMrEnclave != "" || f.serverMrSigner != "" || f.serverMrTD != "" || f.serverIsvProdID != "" || f.serverMinIsvSvn != 0 || f.serverRtmr != (rtmrFlags{}) {
+			return nil, &exitError{code: 2, msg: "--server-policy describes the server: give it alone, without --server-mr-* / --server-isv-prod-id / --server-min-isv-svn / --server-rtmr"}
+		}
+		p, err := client.LoadServerPolicy(f.serverPolicy, dev)
+		if err != nil {
+			return nil, &exitError{code: 2, msg: "--server-policy: " + err.Error()}
+		}
+		return p, nil
+	}
+	id := client.ServerIdentity{MrEnclave: f.serverMrEnclave, MrSigner: f.serverMrSigner, MrTd: f.serverMrTD, Rtmr: f.serverRtmr, AllowSimulated: dev}
+	if f.serverIsvProdID != "" {
+		n, err := strconv.ParseUint(f.serverIsvProdID, 10, 16)
+		if err != nil {
+			return nil, &exitError{code: 2, msg: "--server-isv-prod-id: want a whole number 0..65535"}
+		}
+		v := uint16(n)
+		id.IsvProdID = &v
+	}
+	if f.serverMinIsvSvn > 0xffff {
+		return nil, &exitError{code: 2, msg: "--server-min-isv-svn: want a whole number 0..65535"}
+	}
+	id.MinIsvSvn = uint16(f.serverMinIsvSvn)
+	p, err := id.Policy()
+	if err != nil {
+		return nil, &exitError{code: 2, msg: "the --server-* flags do not pin the server (give --server-policy FILE for more): " + err.Error()}
+	}
+	return p, nil
 }
 
 // serverByRATLS attests the server: its RA-TLS certificate's quote must
-// verify (Intel's root; the simulator's with --dev-dir) and show the
-// measurements given.
-func (f *clientFlags) serverByRATLS() (ratls.ServerAuth, error) {
-	want := map[string]string{"mr_enclave": f.serverMrEnclave, "mr_signer": f.serverMrSigner, "mr_td": f.serverMrTD}
-	wantHex := map[string][]byte{}
-	for k, v := range want {
-		if v == "" {
-			continue
-		}
-		b, err := claims.ParseHex(v)
-		if err != nil {
-			return ratls.ServerAuth{}, &exitError{code: 2, msg: "--server-" + strings.ReplaceAll(k, "_", "-") + ": " + err.Error()}
-		}
-		wantHex[k] = b
+// verify (Intel's root; the simulator's with --dev-dir) and its claims
+// satisfy the server policy. The check runs in the TLS handshake, so a
+// server the policy refuses is sent nothing: no client certificate, no
+// request.
+func (f *clientFlags) serverByRATLS() (ratls.ServerAuth, *client.ServerJudge, error) {
+	p, err := f.serverPolicyOf()
+	if err != nil {
+		return ratls.ServerAuth{}, nil, err
 	}
-	check := func(c *claims.Claims) error {
-		got := map[string][]byte{}
-		if c.SGX != nil {
-			got["mr_enclave"], got["mr_signer"] = c.SGX.MrEnclave, c.SGX.MrSigner
-		}
-		if c.TDX != nil {
-			got["mr_td"] = c.TDX.MrTd
-		}
-		for k, w := range wantHex {
-			if !bytes.Equal(got[k], w) {
-				return fmt.Errorf("server %s %x, want %x", k, got[k], w)
-			}
-		}
-		if c.Debug {
-			return errors.New("the server runs in debug mode")
-		}
-		return nil
+	judge, err := client.NewServerJudge(p)
+	if err != nil {
+		return ratls.ServerAuth{}, nil, err
 	}
+	opts := ratls.VerifyOptions{Check: judge.Check, AllowDebug: judge.AllowDebug()}
 	var v *ratls.Verifier
 	if f.devDir != "" {
 		env := &devmode.Env{}
 		pki, err := sim.LoadPKI(filepath.Join(f.devDir, "pki"))
 		if err != nil {
-			return ratls.ServerAuth{}, fmt.Errorf("simulator PKI: %w", err)
+			return ratls.ServerAuth{}, nil, fmt.Errorf("simulator PKI: %w", err)
 		}
 		env.PKI = pki
-		if v, err = env.ServerVerifier(check); err != nil {
-			return ratls.ServerAuth{}, err
+		if v, err = env.ServerVerifierWith(opts); err != nil {
+			return ratls.ServerAuth{}, nil, err
 		}
 	} else {
 		if !f.serverCollateral.set() {
-			return ratls.ServerAuth{}, &exitError{code: 2, msg: "to attest the server, give --server-pccs URL or --server-collateral-dir DIR"}
+			return ratls.ServerAuth{}, nil, &exitError{code: 2, msg: "to attest the server, give --server-pccs URL or --server-collateral-dir DIR"}
 		}
 		src, _, err := f.serverCollateral.source([]*x509.Certificate{dcap.IntelRootCA()}, nil)
 		if err != nil {
-			return ratls.ServerAuth{}, err
+			return ratls.ServerAuth{}, nil, err
 		}
 		qv := &ratls.DCAPVerifier{Verifier: dcap.NewVerifier(), Collateral: collateralFunc(src)}
-		v = ratls.NewVerifier(qv, ratls.VerifyOptions{Check: check})
+		v = ratls.NewVerifier(qv, opts)
 	}
-	return ratls.ServerByRATLS(v), nil
+	return ratls.ServerByRATLS(v), judge, nil
 }
 
 func (f *clientFlags) attester() (attest.Attester, error) {
@@ -369,6 +424,13 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 		}
 		switch *format {
 		case "raw":
+			if isTerminal(stdout) {
+				// A value is the server's bytes: on a terminal they could
+				// drive it. Piped or redirected, they pass untouched.
+				fmt.Fprintf(stderr, "asps fetch: stdout is a terminal: %s is shown with control characters escaped (redirect it, or use --format hex, for its bytes)\n", quoteText(s.Name))
+				fmt.Fprintln(stdout, client.EscapeText(string(s.Value)))
+				continue
+			}
 			stdout.Write(s.Value)
 		case "hex":
 			fmt.Fprintln(stdout, hex.EncodeToString(s.Value))
@@ -381,6 +443,16 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // writeSecretFile writes a secret to path, mode 0600: to a new file in the
@@ -438,7 +510,10 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "tee %s  status %s  simulated %v  debug %v\n", w.GetTee(), w.GetTcbStatus(), w.GetSimulated(), w.GetDebug())
+	// Every text field is the server's: escaped, so it cannot drive the
+	// terminal.
+	esc := client.EscapeText
+	fmt.Fprintf(stdout, "tee %s  status %s  simulated %v  debug %v\n", esc(w.GetTee()), esc(w.GetTcbStatus()), w.GetSimulated(), w.GetDebug())
 	if s := w.GetSgx(); s != nil {
 		fmt.Fprintf(stdout, "mr_enclave %x\nmr_signer  %x\nisv_prod_id %d  isv_svn %d\n", s.GetMrEnclave(), s.GetMrSigner(), s.GetIsvProdId(), s.GetIsvSvn())
 	}
@@ -446,10 +521,14 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "mr_td %x\nrtmr0 %x\n", t.GetMrTd(), t.GetRtmr0())
 	}
 	if w.GetMatchedApp() == "" {
-		fmt.Fprintf(stdout, "matched no app: %s\n", w.GetMatchError())
+		fmt.Fprintf(stdout, "matched no app: %s\n", esc(w.GetMatchError()))
 		return nil
 	}
-	fmt.Fprintf(stdout, "app %s may read: %s\n", w.GetMatchedApp(), strings.Join(w.GetSecretNames(), ", "))
+	names := make([]string, len(w.GetSecretNames()))
+	for i, n := range w.GetSecretNames() {
+		names[i] = esc(n)
+	}
+	fmt.Fprintf(stdout, "app %s may read: %s\n", esc(w.GetMatchedApp()), strings.Join(names, ", "))
 	return nil
 }
 
@@ -486,7 +565,7 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 		if cf.devDir == "" {
 			return &exitError{code: 2, msg: "with --server, give --dev-dir (the simulator PKI the server trusts)"}
 		}
-		if o.ServerAuth, err = cf.serverAuth(); err != nil {
+		if o.ServerAuth, _, err = cf.serverAuth(); err != nil {
 			return err
 		}
 		if o.Attester, err = cf.attester(); err != nil {

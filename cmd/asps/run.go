@@ -45,16 +45,57 @@ func (p *runPlan) names() []string {
 	return out
 }
 
+// checkEnvTargets refuses --env targets that are not variable names, and
+// two secrets for one variable (one would silently hide the other).
+func (p *runPlan) checkEnvTargets() error {
+	seen := map[string]string{}
+	for _, e := range p.env {
+		if strings.ContainsAny(e.target, "=\x00") {
+			return fmt.Errorf("--env %s=%s: %s is not an environment variable name (no '=' or NUL)", e.name, quoteText(e.target), quoteText(e.target))
+		}
+		if prev, dup := seen[e.target]; dup {
+			return fmt.Errorf("--env: secrets %s and %s both go to %s; give each variable one secret", quoteText(prev), quoteText(e.name), e.target)
+		}
+		seen[e.target] = e.name
+	}
+	return nil
+}
+
 // apply checks the environment values, writes the files, and returns the
-// environment for the program and the files written.
-func (p *runPlan) apply(secrets map[string][]byte, environ []string) ([]string, []string, error) {
-	env := append([]string(nil), environ...)
+// environment for the program and the files written. A secret replaces
+// every inherited entry of its variable (getenv returns the first entry
+// of a name, so an appended one would lose to a host-set value); each
+// replacement is said on notes, by variable name only.
+func (p *runPlan) apply(secrets map[string][]byte, environ []string, notes io.Writer) ([]string, []string, error) {
+	if err := p.checkEnvTargets(); err != nil {
+		return nil, nil, err
+	}
+	targets := make(map[string]int, len(p.env))
+	for _, e := range p.env {
+		targets[e.target] = 0
+	}
+	env := make([]string, 0, len(environ)+len(p.env))
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if _, ok := targets[name]; ok {
+			targets[name]++
+			continue
+		}
+		env = append(env, kv)
+	}
 	for _, e := range p.env {
 		v := secrets[e.name]
 		if strings.IndexByte(string(v), 0) >= 0 {
-			return nil, nil, fmt.Errorf("--env %s: secret %q holds a NUL byte, which an environment variable cannot carry; use --file", e.target, e.name)
+			return nil, nil, fmt.Errorf("--env %s: secret %s holds a NUL byte, which an environment variable cannot carry; use --file", e.target, quoteText(e.name))
 		}
 		env = append(env, e.target+"="+string(v))
+		if n := targets[e.target]; n > 0 {
+			entries := "entry"
+			if n > 1 {
+				entries = "entries"
+			}
+			fmt.Fprintf(notes, "asps run: secret %s replaces the inherited %s (%d %s)\n", quoteText(e.name), e.target, n, entries)
+		}
 	}
 	var written []string
 	for _, f := range p.files {
@@ -90,6 +131,9 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	if len(p.argv) == 0 || len(p.names()) == 0 {
 		return &exitError{code: 2, msg: "usage: asps run --server ADDR (--server-pin HEX | --server-ca PEM) [--env NAME=VAR] [--file NAME=PATH] -- CMD [ARGS]"}
 	}
+	if err := p.checkEnvTargets(); err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
 	path, err := exec.LookPath(p.argv[0])
 	if err != nil {
 		return err
@@ -107,7 +151,7 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	for _, s := range secrets {
 		byName[s.Name] = s.Value
 	}
-	env, written, err := p.apply(byName, os.Environ())
+	env, written, err := p.apply(byName, os.Environ(), stderr)
 	if err != nil {
 		return err
 	}

@@ -323,11 +323,11 @@ func testDevCommand(t *testing.T, attested bool) {
 		wrong := append([]string{}, args...)
 		for i, a := range wrong {
 			if a == "--server-mr-enclave" {
-				wrong[i+1] = strings.Repeat("00", 32)
+				wrong[i+1] = strings.Repeat("ff", 32)
 			}
 		}
 		out, err := exec.Command(bin, wrong...).CombinedOutput()
-		if err == nil || !strings.Contains(string(out), "server mr_enclave") {
+		if err == nil || !strings.Contains(string(out), "does not satisfy the server policy") || !strings.Contains(string(out), "mr_enclave") {
 			t.Fatalf("another server enclave accepted: %v\n%s", err, out)
 		}
 	}
