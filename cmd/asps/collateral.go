@@ -45,7 +45,8 @@ func (l *collateralList) Set(v string) error {
 // collateralClientFlags configure the PCS/PCCS client.
 type collateralClientFlags struct {
 	pccs, apiKey, caFile, rootCRL, update string
-	insecure                              bool
+	insecure, allowHTTP                   bool
+	redirectOrigins                       collateralList
 	timeout                               time.Duration
 	retries                               int
 }
@@ -59,6 +60,8 @@ func (f *collateralClientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.update, "update", "", "TCB update: standard or early")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "timeout of each request")
 	fs.IntVar(&f.retries, "retries", 2, "retries after a timeout or 5xx answer")
+	fs.BoolVar(&f.allowHTTP, "pccs-allow-http", false, "accept a plain-http --pccs or --root-crl-url off loopback (anyone on the path can replay older collateral and read the API key)")
+	fs.Var(&f.redirectOrigins, "pccs-redirect-origin", "also follow redirects to this `ORIGIN` (https://host[:port]); repeatable. Default: redirects stay on the URL's own origin")
 }
 
 func (f *collateralClientFlags) client() (*collateral.Client, error) {
@@ -72,6 +75,7 @@ func (f *collateralClientFlags) client() (*collateral.Client, error) {
 	return collateral.NewClient(collateral.ClientOptions{
 		BaseURL: f.pccs, APIKey: f.apiKey, CAFile: f.caFile, InsecureSkipVerify: f.insecure,
 		RootCACRLURL: f.rootCRL, Update: f.update, Timeout: f.timeout, Retries: retries,
+		AllowHTTP: f.allowHTTP, RedirectOrigins: f.redirectOrigins,
 	})
 }
 
@@ -295,13 +299,15 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 				case <-ctx.Done():
 					return
 				case <-hup:
-					nb, err := open()
+					// Never back: an older document in the new bundle
+					// leaves the one in force (Reopen logs each).
+					nb, refused, err := r.b.Load().Reopen(collateral.Options{TrustAnchors: roots, Logger: logger})
 					if err != nil {
 						logger.Error("collateral serve: reload failed; serving the previous bundle", "error", err)
 						continue
 					}
 					r.b.Store(nb)
-					logger.Info("collateral serve: bundle reloaded", "documents", len(nb.Documents()))
+					logger.Info("collateral serve: bundle reloaded", "documents", len(nb.Documents()), "older_documents_refused", len(refused))
 				}
 			}
 		}()

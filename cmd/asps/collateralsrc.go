@@ -17,6 +17,8 @@ import (
 type collateralFlags struct {
 	file, dir, pccs, apiKey, pccsCA, cacheDir string
 	grace                                     time.Duration
+	allowHTTP                                 bool
+	redirectOrigins                           collateralList
 }
 
 func (f *collateralFlags) register(fs *flag.FlagSet, withFile bool) {
@@ -28,6 +30,8 @@ func (f *collateralFlags) register(fs *flag.FlagSet, withFile bool) {
 	fs.StringVar(&f.apiKey, "pccs-api-key", "", "PCS API key (default $ASPS_PCS_API_KEY)")
 	fs.StringVar(&f.pccsCA, "pccs-ca", envDefault("ASPS_PCCS_CA", ""), "CA `PEM` for the PCCS's TLS certificate")
 	fs.StringVar(&f.cacheDir, "collateral-cache", envDefault("ASPS_COLLATERAL_CACHE", ""), "keep fetched collateral in `DIR` across restarts")
+	fs.BoolVar(&f.allowHTTP, "pccs-allow-http", envDefault("ASPS_PCCS_ALLOW_HTTP", "") == "true", "accept a plain-http --pccs off loopback (anyone on the path can replay older collateral and read the API key) [ASPS_PCCS_ALLOW_HTTP=true]")
+	fs.Var(&f.redirectOrigins, "pccs-redirect-origin", "also follow PCCS redirects to this `ORIGIN` (https://host[:port]); repeatable. Default: redirects stay on the PCCS's own origin")
 	fs.DurationVar(&f.grace, "collateral-grace", 0, "serve collateral up to `D` past its next update when the PCCS is down (each such decision is flagged in the audit record)")
 }
 
@@ -48,7 +52,8 @@ func (f *collateralFlags) source(anchors []*x509.Certificate, now func() time.Ti
 		if key == "" {
 			key = os.Getenv("ASPS_PCS_API_KEY")
 		}
-		cl, err := collateral.NewClient(collateral.ClientOptions{BaseURL: f.pccs, APIKey: key, CAFile: f.pccsCA})
+		cl, err := collateral.NewClient(collateral.ClientOptions{BaseURL: f.pccs, APIKey: key, CAFile: f.pccsCA,
+			AllowHTTP: f.allowHTTP, RedirectOrigins: f.redirectOrigins})
 		if err != nil {
 			return nil, nil, err
 		}

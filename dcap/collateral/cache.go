@@ -86,7 +86,7 @@ type Cache struct {
 	dmu sync.Mutex // serializes disk writes
 
 	stats struct {
-		hits, fetches, fetchFailures, rejected, grace, stale atomic.Uint64
+		hits, fetches, fetchFailures, rejected, grace, stale, rollbacks atomic.Uint64
 	}
 }
 
@@ -119,6 +119,7 @@ type Stats struct {
 	Rejected      uint64 // fetched documents that failed verification
 	Grace         uint64 // documents served under the grace period
 	Stale         uint64 // requests refused because a document expired
+	Rollbacks     uint64 // documents refused as older than the copy in force (ErrRollback)
 }
 
 // NewCache makes a cache and, with a Client, starts its background
@@ -195,7 +196,8 @@ func (c *Cache) Close() error {
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
 	return Stats{Hits: c.stats.hits.Load(), Fetches: c.stats.fetches.Load(), FetchFailures: c.stats.fetchFailures.Load(),
-		Rejected: c.stats.rejected.Load(), Grace: c.stats.grace.Load(), Stale: c.stats.stale.Load()}
+		Rejected: c.stats.rejected.Load(), Grace: c.stats.grace.Load(), Stale: c.stats.stale.Load(),
+		Rollbacks: c.stats.rollbacks.Load()}
 }
 
 // Get returns the collateral for a quote (see Source). While the
@@ -440,18 +442,28 @@ func (c *Cache) fetch(ctx context.Context, k Key) (*Document, error) {
 		c.log.Warn("collateral: fetch failed", "document", k.String(), "error", err)
 		return nil, err
 	}
+	old := s.doc
+	if old != nil && !old.sameContent(d) {
+		if rb := rollback(d, old); rb != nil {
+			// Older than the copy in force (a lagging or hostile PCCS, a
+			// replay): never go back. The copy in force stays, expired or
+			// not; an expired one is not served as fresh.
+			c.stats.rollbacks.Add(1)
+			s.err, s.errAt = rb, now
+			c.mu.Unlock()
+			c.log.Warn("collateral: refused a document older than the copy in force; keeping the copy in force",
+				"document", k.String(), "reason", rb.Detail, "url", resp.URL)
+			if old.expiredAt(now) {
+				return nil, rb
+			}
+			return old, nil
+		}
+	}
 	c.stats.fetches.Add(1)
 	s.err = nil
-	old := s.doc
-	switch {
-	case old != nil && old.sameContent(d):
+	if old != nil && old.sameContent(d) {
 		d = old // nothing new: keep the pointer
-	case old != nil && !old.expiredAt(now) && d.IssueDate.Before(old.IssueDate):
-		// An older document than the one cached (a lagging PCCS): keep ours.
-		c.log.Warn("collateral: fetched document is older than the cached one; keeping the cached one",
-			"document", k.String(), "fetched_issue_date", d.IssueDate, "cached_issue_date", old.IssueDate)
-		d = old
-	default:
+	} else {
 		s.doc = d
 	}
 	c.mu.Unlock()
@@ -470,6 +482,17 @@ func (c *Cache) persist(d *Document) {
 	c.mu.Unlock()
 	if !current {
 		return
+	}
+	// Another writer of the directory (a second process, an operator's
+	// import) may have put a newer copy there: do not go back on disk
+	// either.
+	if disk := c.readVerified(c.o.Dir, d.Key); disk != nil {
+		if rb := rollback(d, disk); rb != nil {
+			c.stats.rollbacks.Add(1)
+			c.log.Warn("collateral: the disk cache holds a newer copy; not overwriting it",
+				"document", d.Key.String(), "reason", rb.Detail)
+			return
+		}
 	}
 	if err := writeDocument(c.o.Dir, d); err != nil {
 		c.log.Error("collateral: cannot write the disk cache", "document", d.Key.String(), "error", err)
@@ -601,6 +624,16 @@ func (c *Cache) load(dir string, strict bool) error {
 		}
 	}
 	return nil
+}
+
+// readVerified reads document k from dir and verifies it (except for its
+// dates); nil if it is absent or does not verify.
+func (c *Cache) readVerified(dir string, k Key) *Document {
+	d, err := readDocument(dir, k)
+	if err != nil || c.verify(d.col, k.want(), time.Time{}) != nil {
+		return nil
+	}
+	return d
 }
 
 func readDocument(dir string, k Key) (*Document, error) {
