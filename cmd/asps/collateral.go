@@ -84,7 +84,7 @@ func collateralTrustRoots(path string) ([]*x509.Certificate, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := collateral.ReadFile(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("--trust-root: %w", err)
 	}
@@ -202,7 +202,7 @@ func collateralImport(args []string, stdout, stderr io.Writer) error {
 	check := collateral.NewChecker(roots...).Check
 	failed := 0
 	for _, p := range pos {
-		b, err := os.ReadFile(p)
+		b, err := collateral.ReadFile(p, collateral.MaxCollateralFileLen)
 		if err == nil {
 			var col *dcap.Collateral
 			if col, err = dcap.ParseCollateralJSON(b); err == nil {

@@ -588,18 +588,23 @@ func (c *Cache) load(dir string, strict bool) error {
 			errs = append(errs, err)
 			return nil
 		}
-		if e.IsDir() {
-			return nil
-		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return nil
 		}
 		k, ok := keyFromPath(filepath.ToSlash(rel))
 		if !ok {
-			return nil // not a document file (README, temporary files)
+			return nil // not a document file (README, temporary files, subdirectories)
 		}
-		d, err := readDocument(dir, k)
+		var d *Document
+		if e.IsDir() {
+			// Not descended into: whatever it holds is no document.
+			err = &fs.PathError{Op: "read", Path: p, Err: fmt.Errorf("%w: a directory", ErrNotRegularFile)}
+		} else {
+			// Symlinks are followed; FIFOs, devices and oversized files are
+			// refused by ReadFile before they are read.
+			d, err = readDocument(dir, k)
+		}
 		if err == nil {
 			if verr := c.verify(d.col, k.want(), time.Time{}); verr != nil {
 				err = rejected(k, "", verr)
@@ -607,6 +612,9 @@ func (c *Cache) load(dir string, strict bool) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", rel, err))
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		c.slot(k).doc = d
@@ -637,7 +645,7 @@ func (c *Cache) readVerified(dir string, k Key) *Document {
 }
 
 func readDocument(dir string, k Key) (*Document, error) {
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(k.Path())))
+	b, err := ReadFile(filepath.Join(dir, filepath.FromSlash(k.Path())), MaxDocumentFileLen)
 	if err != nil {
 		return nil, err
 	}
