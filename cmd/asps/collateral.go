@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -248,6 +249,13 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 	tlsKey := fs.String("tls-key", "", "TLS private key `PEM`")
 	var cf collateralClientFlags
 	cf.register(fs)
+	var co collateral.Options
+	var ho collateral.HandlerOptions
+	fs.IntVar(&co.MaxFetches, "max-fetches", 8, "with --pccs: upstream fetches in flight at most")
+	fs.IntVar(&co.UnknownBurst, "unknown-fetch-burst", 32, "with --pccs: documents never fetched before that may be fetched at once (negative: no limit) …")
+	fs.DurationVar(&co.UnknownEvery, "unknown-fetch-every", 10*time.Second, "… then one per `D`")
+	fs.IntVar(&ho.ClientBurst, "client-fetch-burst", 8, "with --pccs: upstream fetches one client (IPv4 address, IPv6 /64) may start at once (negative: no limit) …")
+	fs.DurationVar(&ho.ClientEvery, "client-fetch-every", 5*time.Second, "… then one per `D`")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -259,19 +267,41 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" {
+		// Read as regular files with a limit (tls.LoadX509KeyPair reads
+		// whatever it is given, a FIFO or /dev/zero included).
+		certPEM, err := collateral.ReadFile(*tlsCert, 1<<20)
+		if err != nil {
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
+		keyPEM, err := collateral.ReadFile(*tlsKey, 1<<20)
+		if err != nil {
+			return fmt.Errorf("--tls-key: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Signals are taken over only once start-up is done: until then
+	// SIGTERM and SIGINT end the process as they normally do, whatever
+	// start-up is busy with.
 
 	var src collateral.DocumentSource
 	var what string
+	var reopen func() (*collateral.Bundle, []error, error)
+	var r *collateralReloadable
 	if cf.pccs != "" {
 		// A caching proxy: fetch from upstream, keep in DIR.
 		client, err := cf.client()
 		if err != nil {
 			return &exitError{code: 2, msg: err.Error()}
 		}
-		cache, err := collateral.NewCache(collateral.Options{Client: client, Dir: *dir, TrustAnchors: roots, Logger: logger})
+		co.Client, co.Dir, co.TrustAnchors, co.Logger = client, *dir, roots, logger
+		cache, err := collateral.NewCache(co)
 		if err != nil {
 			return err
 		}
@@ -279,17 +309,26 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 		src = cache
 		what = fmt.Sprintf("%d cached documents in %s, fetching from %s", len(cache.Documents()), *dir, cf.pccs)
 	} else {
-		open := func() (*collateral.Bundle, error) {
-			return collateral.OpenBundle(*dir, collateral.Options{TrustAnchors: roots, Logger: logger})
-		}
-		b, err := open()
+		b, err := collateral.OpenBundle(*dir, collateral.Options{TrustAnchors: roots, Logger: logger})
 		if err != nil {
 			return err
 		}
-		r := &collateralReloadable{}
+		r = &collateralReloadable{}
 		r.b.Store(b)
 		src = r
 		what = fmt.Sprintf("%d documents from %s (SIGHUP reloads)", len(b.Documents()), *dir)
+		reopen = func() (*collateral.Bundle, []error, error) {
+			return r.b.Load().Reopen(collateral.Options{TrustAnchors: roots, Logger: logger})
+		}
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if reopen != nil {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -301,7 +340,7 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 				case <-hup:
 					// Never back: an older document in the new bundle
 					// leaves the one in force (Reopen logs each).
-					nb, refused, err := r.b.Load().Reopen(collateral.Options{TrustAnchors: roots, Logger: logger})
+					nb, refused, err := reopen()
 					if err != nil {
 						logger.Error("collateral serve: reload failed; serving the previous bundle", "error", err)
 						continue
@@ -313,20 +352,18 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 		}()
 	}
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: collateral.NewHandler(src), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	srv := collateral.NewMirrorServer(collateral.NewHandlerWithOptions(src, ho))
+	srv.TLSConfig = tlsConfig
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	scheme := "http"
-	if *tlsCert != "" {
+	if tlsConfig != nil {
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "serving %s on %s://%s (Intel PCS v4 API: /sgx|tdx/certification/v4/...)\n", what, scheme, ln.Addr())
 	errc := make(chan error, 1)
 	go func() {
-		if *tlsCert != "" {
-			errc <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}

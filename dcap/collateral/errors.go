@@ -33,6 +33,13 @@ var (
 	ErrBadRequest = errors.New("invalid collateral request")
 	// ErrClosed: the Cache was closed.
 	ErrClosed = errors.New("collateral source closed")
+	// ErrBusy: the fetch was not started: too many documents never held
+	// before were asked for recently (Options.UnknownBurst), or the mirror
+	// tracks too many clients. Nothing was sent to the service.
+	ErrBusy = errors.New("collateral fetch limit reached")
+	// ErrRateLimited: the mirror refused to start a fetch for this client,
+	// which started too many recently (HandlerOptions).
+	ErrRateLimited = errors.New("collateral fetch rate limit of this client reached")
 	// ErrPlainHTTP: the service URL is plain http on a host other than
 	// loopback, and ClientOptions.AllowHTTP was not set. Anyone on the
 	// path could serve older (validly signed) collateral or read the API
