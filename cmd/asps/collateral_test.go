@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/asps-project/asps/dcap"
+	"github.com/asps-project/asps/dcap/collateral"
 	"github.com/asps-project/asps/internal/testdata"
 )
 
@@ -91,4 +96,45 @@ func TestAttack_PlainHTTPPCCSRefusedByCommands(t *testing.T) {
 			t.Errorf("%v: exit %d\n%s%s", args[:2], code, stdout, stderr)
 		}
 	}
+}
+
+// TestCollateralMetrics: the collateral counters, rollback refusals and
+// limited fetches among them, reach the server's metrics.
+func TestCollateralMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collateralCollector(fakeStats{collateral.Stats{Rollbacks: 3, Limited: 5, InFlight: 2}}))
+	static := prometheus.NewRegistry()
+	static.MustRegister(collateralCollector(collateral.NewStatic(nil)))
+	if mfs, err := static.Gather(); err != nil || len(mfs) != 0 {
+		t.Fatalf("a static source exports %v, %v", mfs, err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			for _, l := range m.GetLabel() {
+				name += "/" + l.GetValue()
+			}
+			if m.Counter != nil {
+				got[name] = m.GetCounter().GetValue()
+			} else {
+				got[name] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if got["asps_collateral_documents_total/rollback_refused"] != 3 || got["asps_collateral_documents_total/limited"] != 5 || got["asps_collateral_fetches_in_flight"] != 2 {
+		t.Fatalf("metrics %v", got)
+	}
+}
+
+type fakeStats struct{ s collateral.Stats }
+
+func (f fakeStats) Stats() collateral.Stats { return f.s }
+
+func (fakeStats) Get(context.Context, string, string, string) (*dcap.Collateral, collateral.Info, error) {
+	return nil, collateral.Info{}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/collateral"
 	"github.com/asps-project/asps/ratls"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // collateralFlags choose where collateral comes from: one file, a bundle
@@ -80,4 +81,42 @@ func collateralFunc(src collateral.Source) ratls.CollateralFunc {
 		}
 		return col, ci, nil
 	}
+}
+
+// collateralCollector exports the counters of a Cache or Bundle:
+// asps_collateral_documents_total{result} (fetched, hit, fetch_failed,
+// rejected, grace, stale, rollback_refused, limited) and
+// asps_collateral_fetches_in_flight. Other sources export nothing.
+func collateralCollector(src collateral.Source) prometheus.Collector {
+	st, _ := src.(interface{ Stats() collateral.Stats })
+	return &collateralStats{src: st,
+		docs: prometheus.NewDesc("asps_collateral_documents_total",
+			"Collateral documents by what became of them (rollback_refused: older than the copy in force; limited: a fetch refused by the fetch limits).",
+			[]string{"result"}, nil),
+		inFlight: prometheus.NewDesc("asps_collateral_fetches_in_flight", "Collateral fetches in flight or queued.", nil, nil),
+	}
+}
+
+type collateralStats struct {
+	src            interface{ Stats() collateral.Stats }
+	docs, inFlight *prometheus.Desc
+}
+
+func (c *collateralStats) Describe(ch chan<- *prometheus.Desc) { ch <- c.docs; ch <- c.inFlight }
+
+func (c *collateralStats) Collect(ch chan<- prometheus.Metric) {
+	if c.src == nil {
+		return
+	}
+	s := c.src.Stats()
+	for _, v := range []struct {
+		result string
+		n      uint64
+	}{
+		{"fetched", s.Fetches}, {"hit", s.Hits}, {"fetch_failed", s.FetchFailures}, {"rejected", s.Rejected},
+		{"grace", s.Grace}, {"stale", s.Stale}, {"rollback_refused", s.Rollbacks}, {"limited", s.Limited},
+	} {
+		ch <- prometheus.MustNewConstMetric(c.docs, prometheus.CounterValue, float64(v.n), v.result)
+	}
+	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.InFlight))
 }

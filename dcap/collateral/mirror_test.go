@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -252,5 +253,49 @@ func TestMirrorCoalescesOneKey(t *testing.T) {
 	wg.Wait()
 	if calls.Load() != 1 {
 		t.Fatalf("%d upstream calls for one document", calls.Load())
+	}
+}
+
+// TestAttack_MirrorHeaderFlood: the mirror's server bounds what an
+// anonymous client may send and hold: a header block over 16 KiB is
+// refused (431), and a connection that never completes its header is
+// closed (ReadHeaderTimeout; shortened here, the production values are
+// checked below).
+func TestAttack_MirrorHeaderFlood(t *testing.T) {
+	e := newEnv(t, Options{})
+	mirror := httptest.NewUnstartedServer(nil)
+	cfg := NewMirrorServer(NewHandler(e.cache))
+	if cfg.ReadHeaderTimeout != 10*time.Second || cfg.ReadTimeout != 30*time.Second || cfg.IdleTimeout != time.Minute ||
+		cfg.WriteTimeout != time.Minute || cfg.MaxHeaderBytes != 16<<10 {
+		t.Fatalf("mirror server limits: header %s, read %s, idle %s, write %s, header bytes %d",
+			cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.IdleTimeout, cfg.WriteTimeout, cfg.MaxHeaderBytes)
+	}
+	cfg.ReadHeaderTimeout = 200 * time.Millisecond
+	mirror.Config = cfg
+	mirror.Start()
+	defer mirror.Close()
+
+	req, _ := http.NewRequest(http.MethodGet, mirror.URL+"/sgx/certification/v4/qe/identity", nil)
+	for i := 0; i < 64; i++ {
+		req.Header.Set(fmt.Sprintf("X-Pad-%d", i), strings.Repeat("a", 1024))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("64 KiB of header: %s", resp.Status)
+	}
+
+	c, err := net.Dial("tcp", mirror.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "GET /sgx/certification/v4/qe/identity HTTP/1.1\r\nHost: m\r\nX-Slow: ")
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second)) // a hang guard
+	if _, err := io.ReadAll(c); err != nil {
+		t.Fatalf("a connection that never completes its header was not closed: %v", err)
 	}
 }
