@@ -46,13 +46,9 @@ func TestAttack_PlainHTTPPCCSRefused(t *testing.T) {
 	}
 }
 
-// sniffListener serves TLS and plain HTTP on one port, as a PCCS whose
-// https port also answers plain http would; it records the plain-http
-// requests.
-type sniffListener struct {
-	net.Listener
-	tlsConns, plainConns chan net.Conn
-}
+// A listener that serves TLS and plain HTTP on one port, as a PCCS whose
+// https port also answered plain http would: each connection is handed
+// to the TLS or the plain server by its first byte.
 
 type peekedConn struct {
 	net.Conn
