@@ -557,6 +557,11 @@ func (c *Cache) wait(ctx context.Context, k Key, f *flight) (*Document, error) {
 // fetch fetches, verifies and stores document k.
 func (c *Cache) fetch(ctx context.Context, k Key) (*Document, error) {
 	resp, err := c.client.Fetch(ctx, k)
+	if err != nil && ctx.Err() != nil {
+		// Canceled: nobody waits for it any more, or the cache closed.
+		// Not the service's failure; not remembered, not logged.
+		return nil, err
+	}
 	now := c.now()
 	var d *Document
 	if err == nil {
@@ -571,11 +576,6 @@ func (c *Cache) fetch(ctx context.Context, k Key) (*Document, error) {
 		}
 	} else {
 		c.stats.fetchFailures.Add(1)
-	}
-	if err != nil && ctx.Err() != nil {
-		// Canceled: nobody waits for it any more, or the cache closed.
-		// Not the service's failure; not remembered, not logged.
-		return nil, err
 	}
 	c.mu.Lock()
 	s := c.slot(k)
