@@ -2,6 +2,7 @@ package collateral
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -297,5 +298,38 @@ func TestAttack_MirrorHeaderFlood(t *testing.T) {
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second)) // a hang guard
 	if _, err := io.ReadAll(c); err != nil {
 		t.Fatalf("a connection that never completes its header was not closed: %v", err)
+	}
+}
+
+// TestAttack_QuotesWithMadeUpFMSPCs: the FMSPC a server looks up comes
+// from a quote's PCK certificate before that is verified, so an anonymous
+// peer can make the server's cache ask the PCS for any FMSPC. Documents
+// never held are fetched at most UnknownBurst at once; beyond, ErrBusy and
+// no upstream call.
+func TestAttack_QuotesWithMadeUpFMSPCs(t *testing.T) {
+	const burst = 12
+	e := newEnv(t, Options{UnknownBurst: burst, UnknownEvery: time.Hour})
+	busy := 0
+	for i := 0; i < 200; i++ {
+		_, _, err := e.cache.Get(context.Background(), TEESGX, fmspcN(i), CAProcessor)
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrBusy):
+			busy++
+		default:
+			t.Fatalf("FMSPC %d: %v", i, err)
+		}
+	}
+	if n := e.pcs.requests.Load(); n > burst {
+		t.Fatalf("200 made-up FMSPCs: %d upstream calls, want at most %d", n, burst)
+	}
+	// The first request took four documents never held (TCB info, QE
+	// identity, two CRLs), each later one a TCB info.
+	if busy != 200-(burst-3) {
+		t.Errorf("%d refused, want %d", busy, 200-(burst-3))
+	}
+	// Known FMSPCs are still served.
+	if _, _, err := e.cache.Get(context.Background(), TEESGX, fmspcN(0), CAProcessor); err != nil {
+		t.Fatal(err)
 	}
 }
