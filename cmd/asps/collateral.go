@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
@@ -45,7 +46,8 @@ func (l *collateralList) Set(v string) error {
 // collateralClientFlags configure the PCS/PCCS client.
 type collateralClientFlags struct {
 	pccs, apiKey, caFile, rootCRL, update string
-	insecure                              bool
+	insecure, allowHTTP                   bool
+	redirectOrigins                       collateralList
 	timeout                               time.Duration
 	retries                               int
 }
@@ -59,6 +61,8 @@ func (f *collateralClientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.update, "update", "", "TCB update: standard or early")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "timeout of each request")
 	fs.IntVar(&f.retries, "retries", 2, "retries after a timeout or 5xx answer")
+	fs.BoolVar(&f.allowHTTP, "pccs-allow-http", false, "accept a plain-http --pccs or --root-crl-url off loopback (anyone on the path can replay older collateral and read the API key)")
+	fs.Var(&f.redirectOrigins, "pccs-redirect-origin", "also follow redirects to this `ORIGIN` (https://host[:port]); repeatable. Default: redirects stay on the URL's own origin")
 }
 
 func (f *collateralClientFlags) client() (*collateral.Client, error) {
@@ -72,6 +76,7 @@ func (f *collateralClientFlags) client() (*collateral.Client, error) {
 	return collateral.NewClient(collateral.ClientOptions{
 		BaseURL: f.pccs, APIKey: f.apiKey, CAFile: f.caFile, InsecureSkipVerify: f.insecure,
 		RootCACRLURL: f.rootCRL, Update: f.update, Timeout: f.timeout, Retries: retries,
+		AllowHTTP: f.allowHTTP, RedirectOrigins: f.redirectOrigins,
 	})
 }
 
@@ -80,7 +85,7 @@ func collateralTrustRoots(path string) ([]*x509.Certificate, error) {
 	if path == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(path)
+	b, err := collateral.ReadFile(path, 1<<20)
 	if err != nil {
 		return nil, fmt.Errorf("--trust-root: %w", err)
 	}
@@ -198,7 +203,7 @@ func collateralImport(args []string, stdout, stderr io.Writer) error {
 	check := collateral.NewChecker(roots...).Check
 	failed := 0
 	for _, p := range pos {
-		b, err := os.ReadFile(p)
+		b, err := collateral.ReadFile(p, collateral.MaxCollateralFileLen)
 		if err == nil {
 			var col *dcap.Collateral
 			if col, err = dcap.ParseCollateralJSON(b); err == nil {
@@ -244,6 +249,13 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 	tlsKey := fs.String("tls-key", "", "TLS private key `PEM`")
 	var cf collateralClientFlags
 	cf.register(fs)
+	var co collateral.Options
+	var ho collateral.HandlerOptions
+	fs.IntVar(&co.MaxFetches, "max-fetches", 8, "with --pccs: upstream fetches in flight at most")
+	fs.IntVar(&co.UnknownBurst, "unknown-fetch-burst", 32, "with --pccs: documents never fetched before that may be fetched at once (negative: no limit) …")
+	fs.DurationVar(&co.UnknownEvery, "unknown-fetch-every", 10*time.Second, "… then one per `D`")
+	fs.IntVar(&ho.ClientBurst, "client-fetch-burst", 8, "with --pccs: upstream fetches one client (IPv4 address, IPv6 /64) may start at once (negative: no limit) …")
+	fs.DurationVar(&ho.ClientEvery, "client-fetch-every", 5*time.Second, "… then one per `D`")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -255,19 +267,41 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" {
+		// Read as regular files with a limit (tls.LoadX509KeyPair reads
+		// whatever it is given, a FIFO or /dev/zero included).
+		certPEM, err := collateral.ReadFile(*tlsCert, 1<<20)
+		if err != nil {
+			return fmt.Errorf("--tls-cert: %w", err)
+		}
+		keyPEM, err := collateral.ReadFile(*tlsKey, 1<<20)
+		if err != nil {
+			return fmt.Errorf("--tls-key: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Signals are taken over only once start-up is done: until then
+	// SIGTERM and SIGINT end the process as they normally do, whatever
+	// start-up is busy with.
 
 	var src collateral.DocumentSource
 	var what string
+	var reopen func() (*collateral.Bundle, []error, error)
+	var r *collateralReloadable
 	if cf.pccs != "" {
 		// A caching proxy: fetch from upstream, keep in DIR.
 		client, err := cf.client()
 		if err != nil {
 			return &exitError{code: 2, msg: err.Error()}
 		}
-		cache, err := collateral.NewCache(collateral.Options{Client: client, Dir: *dir, TrustAnchors: roots, Logger: logger})
+		co.Client, co.Dir, co.TrustAnchors, co.Logger = client, *dir, roots, logger
+		cache, err := collateral.NewCache(co)
 		if err != nil {
 			return err
 		}
@@ -275,17 +309,26 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 		src = cache
 		what = fmt.Sprintf("%d cached documents in %s, fetching from %s", len(cache.Documents()), *dir, cf.pccs)
 	} else {
-		open := func() (*collateral.Bundle, error) {
-			return collateral.OpenBundle(*dir, collateral.Options{TrustAnchors: roots, Logger: logger})
-		}
-		b, err := open()
+		b, err := collateral.OpenBundle(*dir, collateral.Options{TrustAnchors: roots, Logger: logger})
 		if err != nil {
 			return err
 		}
-		r := &collateralReloadable{}
+		r = &collateralReloadable{}
 		r.b.Store(b)
 		src = r
 		what = fmt.Sprintf("%d documents from %s (SIGHUP reloads)", len(b.Documents()), *dir)
+		reopen = func() (*collateral.Bundle, []error, error) {
+			return r.b.Load().Reopen(collateral.Options{TrustAnchors: roots, Logger: logger})
+		}
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if reopen != nil {
 		hup := make(chan os.Signal, 1)
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
@@ -295,32 +338,32 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 				case <-ctx.Done():
 					return
 				case <-hup:
-					nb, err := open()
+					// Never back: an older document in the new bundle
+					// leaves the one in force (Reopen logs each).
+					nb, refused, err := reopen()
 					if err != nil {
 						logger.Error("collateral serve: reload failed; serving the previous bundle", "error", err)
 						continue
 					}
 					r.b.Store(nb)
-					logger.Info("collateral serve: bundle reloaded", "documents", len(nb.Documents()))
+					logger.Info("collateral serve: bundle reloaded", "documents", len(nb.Documents()), "older_documents_refused", len(refused))
 				}
 			}
 		}()
 	}
 
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{Handler: collateral.NewHandler(src), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	srv := collateral.NewMirrorServer(collateral.NewHandlerWithOptions(src, ho))
+	srv.TLSConfig = tlsConfig
+	srv.ErrorLog = slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	scheme := "http"
-	if *tlsCert != "" {
+	if tlsConfig != nil {
 		scheme = "https"
 	}
 	fmt.Fprintf(stdout, "serving %s on %s://%s (Intel PCS v4 API: /sgx|tdx/certification/v4/...)\n", what, scheme, ln.Addr())
 	errc := make(chan error, 1)
 	go func() {
-		if *tlsCert != "" {
-			errc <- srv.ServeTLS(ln, *tlsCert, *tlsKey)
+		if tlsConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
 		} else {
 			errc <- srv.Serve(ln)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/collateral"
 	"github.com/asps-project/asps/ratls"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // collateralFlags choose where collateral comes from: one file, a bundle
@@ -17,6 +18,8 @@ import (
 type collateralFlags struct {
 	file, dir, pccs, apiKey, pccsCA, cacheDir string
 	grace                                     time.Duration
+	allowHTTP                                 bool
+	redirectOrigins                           collateralList
 }
 
 func (f *collateralFlags) register(fs *flag.FlagSet, withFile bool) {
@@ -28,6 +31,8 @@ func (f *collateralFlags) register(fs *flag.FlagSet, withFile bool) {
 	fs.StringVar(&f.apiKey, "pccs-api-key", "", "PCS API key (default $ASPS_PCS_API_KEY)")
 	fs.StringVar(&f.pccsCA, "pccs-ca", envDefault("ASPS_PCCS_CA", ""), "CA `PEM` for the PCCS's TLS certificate")
 	fs.StringVar(&f.cacheDir, "collateral-cache", envDefault("ASPS_COLLATERAL_CACHE", ""), "keep fetched collateral in `DIR` across restarts")
+	fs.BoolVar(&f.allowHTTP, "pccs-allow-http", envDefault("ASPS_PCCS_ALLOW_HTTP", "") == "true", "accept a plain-http --pccs off loopback (anyone on the path can replay older collateral and read the API key) [ASPS_PCCS_ALLOW_HTTP=true]")
+	fs.Var(&f.redirectOrigins, "pccs-redirect-origin", "also follow PCCS redirects to this `ORIGIN` (https://host[:port]); repeatable. Default: redirects stay on the PCCS's own origin")
 	fs.DurationVar(&f.grace, "collateral-grace", 0, "serve collateral up to `D` past its next update when the PCCS is down (each such decision is flagged in the audit record)")
 }
 
@@ -48,7 +53,8 @@ func (f *collateralFlags) source(anchors []*x509.Certificate, now func() time.Ti
 		if key == "" {
 			key = os.Getenv("ASPS_PCS_API_KEY")
 		}
-		cl, err := collateral.NewClient(collateral.ClientOptions{BaseURL: f.pccs, APIKey: key, CAFile: f.pccsCA})
+		cl, err := collateral.NewClient(collateral.ClientOptions{BaseURL: f.pccs, APIKey: key, CAFile: f.pccsCA,
+			AllowHTTP: f.allowHTTP, RedirectOrigins: f.redirectOrigins})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -75,4 +81,42 @@ func collateralFunc(src collateral.Source) ratls.CollateralFunc {
 		}
 		return col, ci, nil
 	}
+}
+
+// collateralCollector exports the counters of a Cache or Bundle:
+// asps_collateral_documents_total{result} (fetched, hit, fetch_failed,
+// rejected, grace, stale, rollback_refused, limited) and
+// asps_collateral_fetches_in_flight. Other sources export nothing.
+func collateralCollector(src collateral.Source) prometheus.Collector {
+	st, _ := src.(interface{ Stats() collateral.Stats })
+	return &collateralStats{src: st,
+		docs: prometheus.NewDesc("asps_collateral_documents_total",
+			"Collateral documents by what became of them (rollback_refused: older than the copy in force; limited: a fetch refused by the fetch limits).",
+			[]string{"result"}, nil),
+		inFlight: prometheus.NewDesc("asps_collateral_fetches_in_flight", "Collateral fetches in flight or queued.", nil, nil),
+	}
+}
+
+type collateralStats struct {
+	src            interface{ Stats() collateral.Stats }
+	docs, inFlight *prometheus.Desc
+}
+
+func (c *collateralStats) Describe(ch chan<- *prometheus.Desc) { ch <- c.docs; ch <- c.inFlight }
+
+func (c *collateralStats) Collect(ch chan<- prometheus.Metric) {
+	if c.src == nil {
+		return
+	}
+	s := c.src.Stats()
+	for _, v := range []struct {
+		result string
+		n      uint64
+	}{
+		{"fetched", s.Fetches}, {"hit", s.Hits}, {"fetch_failed", s.FetchFailures}, {"rejected", s.Rejected},
+		{"grace", s.Grace}, {"stale", s.Stale}, {"rollback_refused", s.Rollbacks}, {"limited", s.Limited},
+	} {
+		ch <- prometheus.MustNewConstMetric(c.docs, prometheus.CounterValue, float64(v.n), v.result)
+	}
+	ch <- prometheus.MustNewConstMetric(c.inFlight, prometheus.GaugeValue, float64(s.InFlight))
 }

@@ -119,6 +119,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collateralCollector(src))
 	metrics := server.NewMetrics(reg, dv)
 	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: collateralFunc(src), Observe: metrics.ObserveVerify}
 	// Debug enclaves pass the RA-TLS layer so that the policy refuses them

@@ -60,6 +60,47 @@ func (b *Bundle) Document(ctx context.Context, k Key) (*Document, error) {
 	return s.doc, nil
 }
 
+// Reopen opens the bundle's directory again (after it was replaced, on
+// SIGHUP) with options o, as OpenBundle does, but never goes back: a
+// document of the new bundle that is older than the one b holds for the
+// same item (see ErrRollback) is not taken; b's copy stays in force, and
+// each such refusal is logged and returned in refused. Documents absent
+// from the new bundle are dropped.
+func (b *Bundle) Reopen(o Options) (nb *Bundle, refused []error, err error) {
+	nb, err = OpenBundle(b.dir, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.c.mu.Lock()
+	prev := make(map[Key]*Document, len(b.c.slots))
+	for k, s := range b.c.slots {
+		if s.doc != nil {
+			prev[k] = s.doc
+		}
+	}
+	b.c.mu.Unlock()
+	nb.c.mu.Lock()
+	for k, s := range nb.c.slots {
+		if s.doc == nil || prev[k] == nil || prev[k].sameContent(s.doc) {
+			continue
+		}
+		if rb := rollback(s.doc, prev[k]); rb != nil {
+			s.doc = prev[k]
+			nb.c.stats.rollbacks.Add(1)
+			refused = append(refused, rb)
+		}
+	}
+	nb.c.mu.Unlock()
+	for _, rb := range refused {
+		nb.c.log.Warn("collateral: the reopened bundle holds an older document; keeping the copy in force",
+			"dir", b.dir, "error", rb)
+	}
+	return nb, refused, nil
+}
+
+// Stats returns the bundle's counters (see Cache.Stats).
+func (b *Bundle) Stats() Stats { return b.c.Stats() }
+
 // Documents returns the bundle's documents, sorted by path.
 func (b *Bundle) Documents() []*Document { return b.c.Documents() }
 
@@ -121,9 +162,12 @@ func ImportCollateral(dir string, col *dcap.Collateral, verify VerifyFunc, now t
 	}
 	var written []Key
 	for _, d := range docs {
-		// An unreadable file is replaced; a readable one only by a newer
-		// document.
-		if old, err := readDocument(dir, d.Key); err == nil && !d.IssueDate.After(old.IssueDate) {
+		// An unreadable file, or one that does not verify, is replaced; a
+		// good one only by a newer document that is no rollback (a lower
+		// tcbEvaluationDataNumber or CRL number is refused even under a
+		// later issue date).
+		if old, err := readDocument(dir, d.Key); err == nil && verify(old.col, d.Key.want(), time.Time{}) == nil &&
+			(!d.IssueDate.After(old.IssueDate) || rollback(d, old) != nil) {
 			continue
 		}
 		if err := writeDocument(dir, d); err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/asps-project/asps/dcap"
 )
 
@@ -56,6 +58,19 @@ type Options struct {
 	// Logger receives refresh failures and disk errors (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// MaxFetches bounds the fetches in flight to the service at once
+	// (default 8); more wait for a slot, and leave the queue when nobody
+	// waits for them any more.
+	MaxFetches int
+	// UnknownBurst and UnknownEvery bound the fetches of documents the
+	// cache never held (an FMSPC asked for the first time, as anyone can
+	// from the mirror or with a made-up quote): at most UnknownBurst at
+	// once, then one per UnknownEvery (defaults 32 and 10s; a negative
+	// UnknownBurst: no limit). Beyond it a request fails with ErrBusy and
+	// costs the service, and the API key, nothing. Refreshes of documents
+	// held are not limited.
+	UnknownBurst int
+	UnknownEvery time.Duration
 }
 
 // Cache is a Source that fetches collateral from a PCS or PCCS, verifies
@@ -85,8 +100,11 @@ type Cache struct {
 
 	dmu sync.Mutex // serializes disk writes
 
+	sem     chan struct{} // a slot per fetch in flight to the service
+	unknown *rate.Limiter // fetches of documents never held; nil: unlimited
+
 	stats struct {
-		hits, fetches, fetchFailures, rejected, grace, stale atomic.Uint64
+		hits, fetches, fetchFailures, rejected, grace, stale, rollbacks, limited atomic.Uint64
 	}
 }
 
@@ -102,6 +120,11 @@ type flight struct {
 	done chan struct{}
 	doc  *Document
 	err  error
+
+	// c.mu guards these.
+	waiters    int                // callers waiting
+	background bool               // a refresh: runs on when nobody waits
+	cancel     context.CancelFunc // cancels the fetch
 }
 
 type colKey struct{ tee, fmspc, ca string }
@@ -119,6 +142,9 @@ type Stats struct {
 	Rejected      uint64 // fetched documents that failed verification
 	Grace         uint64 // documents served under the grace period
 	Stale         uint64 // requests refused because a document expired
+	Rollbacks     uint64 // documents refused as older than the copy in force (ErrRollback)
+	Limited       uint64 // fetches refused by the limits (ErrBusy, ErrRateLimited)
+	InFlight      int    // fetches in flight or queued now
 }
 
 // NewCache makes a cache and, with a Client, starts its background
@@ -178,6 +204,19 @@ func newCache(o Options) (*Cache, error) {
 	if c.o.Grace < 0 {
 		return nil, errors.New("collateral: negative grace period")
 	}
+	if c.o.MaxFetches <= 0 {
+		c.o.MaxFetches = 8
+	}
+	c.sem = make(chan struct{}, c.o.MaxFetches)
+	if c.o.UnknownBurst == 0 {
+		c.o.UnknownBurst = 32
+	}
+	if c.o.UnknownEvery <= 0 {
+		c.o.UnknownEvery = 10 * time.Second
+	}
+	if c.o.UnknownBurst > 0 {
+		c.unknown = rate.NewLimiter(rate.Every(c.o.UnknownEvery), c.o.UnknownBurst)
+	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return c, nil
 }
@@ -192,10 +231,17 @@ func (c *Cache) Close() error {
 	return nil
 }
 
+func (c *Cache) inFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.flights)
+}
+
 // Stats returns the counters.
 func (c *Cache) Stats() Stats {
 	return Stats{Hits: c.stats.hits.Load(), Fetches: c.stats.fetches.Load(), FetchFailures: c.stats.fetchFailures.Load(),
-		Rejected: c.stats.rejected.Load(), Grace: c.stats.grace.Load(), Stale: c.stats.stale.Load()}
+		Rejected: c.stats.rejected.Load(), Grace: c.stats.grace.Load(), Stale: c.stats.stale.Load(),
+		Rollbacks: c.stats.rollbacks.Load(), Limited: c.stats.limited.Load(), InFlight: c.inFlight()}
 }
 
 // Get returns the collateral for a quote (see Source). While the
@@ -284,8 +330,13 @@ func (c *Cache) Document(ctx context.Context, k Key) (*Document, error) {
 
 func (c *Cache) document(ctx context.Context, k Key, now time.Time, mirror bool) (*Document, how, error) {
 	c.mu.Lock()
-	s := c.slot(k)
-	d := s.doc
+	// No slot is made for a key asked for until its fetch is admitted, so
+	// that requests for documents that do not exist leave nothing behind.
+	s := c.slots[k]
+	var d *Document
+	if s != nil {
+		d = s.doc
+	}
 	if d != nil && !d.expiredAt(now) {
 		due := c.client != nil && c.due(s, d, now)
 		if due {
@@ -293,7 +344,7 @@ func (c *Cache) document(ctx context.Context, k Key, now time.Time, mirror bool)
 		}
 		c.mu.Unlock()
 		if due {
-			c.start(k) // refresh in the background; serve what is cached
+			c.start(ctx, k, background) // refresh in the background; serve what is cached
 		}
 		c.stats.hits.Add(1)
 		return d, hit, nil
@@ -305,13 +356,13 @@ func (c *Cache) document(ctx context.Context, k Key, now time.Time, mirror bool)
 		if d != nil {
 			ferr = nil
 		}
-	case s.err != nil && c.o.FailureTTL > 0 && now.Sub(s.errAt) < c.o.FailureTTL:
+	case s != nil && s.err != nil && c.o.FailureTTL > 0 && now.Sub(s.errAt) < c.o.FailureTTL:
 		ferr = s.err // a fetch failed moments ago
 	}
 	c.mu.Unlock()
 	if ferr == nil && c.client != nil {
 		var nd *Document
-		nd, ferr = c.wait(ctx, k, c.start(k))
+		nd, ferr = c.wait(ctx, k, c.start(ctx, k, request))
 		if ferr == nil {
 			return nd, served, nil
 		}
@@ -378,38 +429,127 @@ func (c *Cache) due(s *slot, d *Document, now time.Time) bool {
 	return s.attempt.IsZero() || now.Sub(s.attempt) >= c.o.MinRefreshInterval || now.Before(s.attempt)
 }
 
-// start begins a fetch of k, or joins the one in flight.
-func (c *Cache) start(k Key) *flight {
+// How a fetch is started.
+type startMode int
+
+const (
+	// request: a caller waits for it; it is admitted by the limits on
+	// unknown documents and the caller's fetch gate, and canceled when
+	// every caller waiting for it has given up.
+	request startMode = iota
+	// explicit: a caller waits for it (Cache.Fetch, an operator's
+	// command); not limited, canceled when its callers give up.
+	explicit
+	// background: a refresh nobody waits for; it runs to completion (its
+	// client's timeouts bound it) unless the cache is closed.
+	background
+)
+
+// start begins a fetch of k, or joins the one in flight. Every fetch that
+// a caller waits for must be followed by wait, which accounts for the
+// caller's leaving.
+func (c *Cache) start(ctx context.Context, k Key, mode startMode) *flight {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f := c.flights[k]; f != nil {
+		if mode == background {
+			f.background = true
+		} else {
+			f.waiters++
+		}
 		return f
 	}
-	f := &flight{done: make(chan struct{})}
-	if c.closed {
-		f.err = &Error{Key: k, Reason: ErrClosed}
+	failed := func(err error) *flight {
+		f := &flight{done: make(chan struct{}), err: err}
 		close(f.done)
 		return f
+	}
+	if c.closed {
+		return failed(&Error{Key: k, Reason: ErrClosed})
+	}
+	if mode == request {
+		if err := c.admit(ctx, k); err != nil {
+			c.stats.limited.Add(1)
+			return failed(err)
+		}
+	}
+	fctx, cancel := context.WithCancel(c.ctx)
+	f := &flight{done: make(chan struct{}), cancel: cancel, background: mode == background}
+	if mode != background {
+		f.waiters = 1
 	}
 	c.flights[k] = f
 	c.slot(k).attempt = c.now()
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
-		f.doc, f.err = c.fetch(c.ctx, k)
+		defer cancel()
+		// At most MaxFetches fetches reach the service at once; the others
+		// queue here, and leave the queue when nobody waits for them.
+		select {
+		case c.sem <- struct{}{}:
+			f.doc, f.err = c.fetch(fctx, k)
+			<-c.sem
+		case <-fctx.Done():
+			f.err = &Error{Key: k, Reason: ErrUnavailable, Detail: "abandoned while queued for a fetch slot", Err: fctx.Err()}
+		}
 		c.mu.Lock()
-		delete(c.flights, k)
+		if c.flights[k] == f {
+			delete(c.flights, k)
+		}
 		c.mu.Unlock()
 		close(f.done)
 	}()
 	return f
 }
 
+// admit decides whether a caller may start a fetch of k (c.mu held): a
+// document never had counts against the limit on unknown documents, and
+// the caller's fetch gate (the mirror's per-client limit) must agree.
+func (c *Cache) admit(ctx context.Context, k Key) error {
+	if gate, _ := ctx.Value(fetchGateKey{}).(FetchGate); gate != nil {
+		if err := gate(k); err != nil {
+			return err
+		}
+	}
+	if s := c.slots[k]; (s == nil || s.doc == nil) && c.unknown != nil && !c.unknown.Allow() {
+		return &Error{Key: k, Reason: ErrBusy, Detail: fmt.Sprintf("more documents never fetched before were asked for than the limit (%d at once, then one per %s)",
+			c.o.UnknownBurst, c.o.UnknownEvery)}
+	}
+	return nil
+}
+
+// FetchGate decides whether a request may start an upstream fetch of k
+// (not join one in flight, nor be served from the cache). It returns an
+// error to refuse, such as an *Error with reason ErrRateLimited.
+type FetchGate func(k Key) error
+
+type fetchGateKey struct{}
+
+// WithFetchGate returns a context under which Cache.Document and Cache.Get
+// ask gate before they start a fetch. The mirror's handler sets a gate per
+// client.
+func WithFetchGate(ctx context.Context, gate FetchGate) context.Context {
+	return context.WithValue(ctx, fetchGateKey{}, gate)
+}
+
+// wait waits for f; if ctx ends first the caller leaves, and a fetch that
+// nobody waits for any more is canceled (unless it is a background
+// refresh).
 func (c *Cache) wait(ctx context.Context, k Key, f *flight) (*Document, error) {
 	select {
 	case <-f.done:
 		return f.doc, f.err
 	case <-ctx.Done():
+		c.mu.Lock()
+		f.waiters--
+		if f.waiters <= 0 && !f.background && f.cancel != nil {
+			f.cancel()
+			if c.flights[k] == f {
+				delete(c.flights, k) // a new request starts afresh
+			}
+		}
+		c.mu.Unlock()
 		return nil, &Error{Key: k, Reason: ErrUnavailable, Detail: "gave up waiting for the fetch", Err: ctx.Err()}
 	}
 }
@@ -417,6 +557,11 @@ func (c *Cache) wait(ctx context.Context, k Key, f *flight) (*Document, error) {
 // fetch fetches, verifies and stores document k.
 func (c *Cache) fetch(ctx context.Context, k Key) (*Document, error) {
 	resp, err := c.client.Fetch(ctx, k)
+	if err != nil && ctx.Err() != nil {
+		// Canceled: nobody waits for it any more, or the cache closed.
+		// Not the service's failure; not remembered, not logged.
+		return nil, err
+	}
 	now := c.now()
 	var d *Document
 	if err == nil {
@@ -440,18 +585,28 @@ func (c *Cache) fetch(ctx context.Context, k Key) (*Document, error) {
 		c.log.Warn("collateral: fetch failed", "document", k.String(), "error", err)
 		return nil, err
 	}
+	old := s.doc
+	if old != nil && !old.sameContent(d) {
+		if rb := rollback(d, old); rb != nil {
+			// Older than the copy in force (a lagging or hostile PCCS, a
+			// replay): never go back. The copy in force stays, expired or
+			// not; an expired one is not served as fresh.
+			c.stats.rollbacks.Add(1)
+			s.err, s.errAt = rb, now
+			c.mu.Unlock()
+			c.log.Warn("collateral: refused a document older than the copy in force; keeping the copy in force",
+				"document", k.String(), "reason", rb.Detail, "url", resp.URL)
+			if old.expiredAt(now) {
+				return nil, rb
+			}
+			return old, nil
+		}
+	}
 	c.stats.fetches.Add(1)
 	s.err = nil
-	old := s.doc
-	switch {
-	case old != nil && old.sameContent(d):
+	if old != nil && old.sameContent(d) {
 		d = old // nothing new: keep the pointer
-	case old != nil && !old.expiredAt(now) && d.IssueDate.Before(old.IssueDate):
-		// An older document than the one cached (a lagging PCCS): keep ours.
-		c.log.Warn("collateral: fetched document is older than the cached one; keeping the cached one",
-			"document", k.String(), "fetched_issue_date", d.IssueDate, "cached_issue_date", old.IssueDate)
-		d = old
-	default:
+	} else {
 		s.doc = d
 	}
 	c.mu.Unlock()
@@ -471,6 +626,17 @@ func (c *Cache) persist(d *Document) {
 	if !current {
 		return
 	}
+	// Another writer of the directory (a second process, an operator's
+	// import) may have put a newer copy there: do not go back on disk
+	// either.
+	if disk := c.readVerified(c.o.Dir, d.Key); disk != nil {
+		if rb := rollback(d, disk); rb != nil {
+			c.stats.rollbacks.Add(1)
+			c.log.Warn("collateral: the disk cache holds a newer copy; not overwriting it",
+				"document", d.Key.String(), "reason", rb.Detail)
+			return
+		}
+	}
 	if err := writeDocument(c.o.Dir, d); err != nil {
 		c.log.Error("collateral: cannot write the disk cache", "document", d.Key.String(), "error", err)
 	}
@@ -486,7 +652,7 @@ func (c *Cache) Fetch(ctx context.Context, k Key) (*Document, error) {
 	if c.client == nil {
 		return nil, &Error{Key: k, Reason: ErrNotFound, Detail: "offline"}
 	}
-	return c.wait(ctx, k, c.start(k))
+	return c.wait(ctx, k, c.start(ctx, k, explicit))
 }
 
 // RefreshDue refreshes, and waits for, every cached document that is due
@@ -514,7 +680,7 @@ func (c *Cache) RefreshDue(ctx context.Context) error {
 	c.mu.Unlock()
 	fs := make([]*flight, len(keys))
 	for i, k := range keys {
-		fs[i] = c.start(k)
+		fs[i] = c.start(ctx, k, background)
 	}
 	var errs []error
 	for i, f := range fs {
@@ -565,18 +731,23 @@ func (c *Cache) load(dir string, strict bool) error {
 			errs = append(errs, err)
 			return nil
 		}
-		if e.IsDir() {
-			return nil
-		}
 		rel, err := filepath.Rel(dir, p)
 		if err != nil {
 			return nil
 		}
 		k, ok := keyFromPath(filepath.ToSlash(rel))
 		if !ok {
-			return nil // not a document file (README, temporary files)
+			return nil // not a document file (README, temporary files, subdirectories)
 		}
-		d, err := readDocument(dir, k)
+		var d *Document
+		if e.IsDir() {
+			// Not descended into: whatever it holds is no document.
+			err = &fs.PathError{Op: "read", Path: p, Err: fmt.Errorf("%w: a directory", ErrNotRegularFile)}
+		} else {
+			// Symlinks are followed; FIFOs, devices and oversized files are
+			// refused by ReadFile before they are read.
+			d, err = readDocument(dir, k)
+		}
 		if err == nil {
 			if verr := c.verify(d.col, k.want(), time.Time{}); verr != nil {
 				err = rejected(k, "", verr)
@@ -584,6 +755,9 @@ func (c *Cache) load(dir string, strict bool) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", rel, err))
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		c.slot(k).doc = d
@@ -603,8 +777,18 @@ func (c *Cache) load(dir string, strict bool) error {
 	return nil
 }
 
+// readVerified reads document k from dir and verifies it (except for its
+// dates); nil if it is absent or does not verify.
+func (c *Cache) readVerified(dir string, k Key) *Document {
+	d, err := readDocument(dir, k)
+	if err != nil || c.verify(d.col, k.want(), time.Time{}) != nil {
+		return nil
+	}
+	return d
+}
+
 func readDocument(dir string, k Key) (*Document, error) {
-	b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(k.Path())))
+	b, err := ReadFile(filepath.Join(dir, filepath.FromSlash(k.Path())), MaxDocumentFileLen)
 	if err != nil {
 		return nil, err
 	}

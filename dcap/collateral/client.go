@@ -8,9 +8,10 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -41,6 +42,21 @@ type ClientOptions struct {
 	// InsecureSkipVerify skips TLS server verification. What is fetched
 	// is still verified by its signatures; the API key is exposed.
 	InsecureSkipVerify bool
+	// AllowHTTP accepts a plain-http BaseURL or RootCACRLURL on a host
+	// other than loopback. Off by default: over plain http anyone on the
+	// path can replay older, validly signed collateral (the cache refuses
+	// to go back, but a first fetch or a cold cache has nothing to compare
+	// with) and read the API key. Loopback (127.0.0.0/8, ::1, localhost)
+	// is exempt: a PCCS on the same host is not reachable by the network.
+	AllowHTTP bool
+	// RedirectOrigins are the origins ("https://host[:port]") a redirect
+	// may lead to besides the origin of the request itself. By default a
+	// redirect is followed only within the same scheme, host and port; a
+	// redirect elsewhere is refused with ErrRedirect (no request is made
+	// to it: no blind SSRF). A redirect from https to http is refused
+	// always. The API key is sent only to BaseURL's origin, never to
+	// another one.
+	RedirectOrigins []string
 	// Timeout bounds each attempt, headers and body (default 30s).
 	Timeout time.Duration
 	// Retries is how many times a request is retried after a timeout, a
@@ -64,6 +80,7 @@ type Client struct {
 	base, rootCRL *url.URL
 	o             ClientOptions
 	hc            *http.Client
+	redirects     map[string]bool // origins a redirect may go to
 }
 
 // Response is a document as the service served it.
@@ -80,6 +97,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return nil, fmt.Errorf("collateral: base URL %q is not an http(s) URL", o.BaseURL)
 	}
+	if err := checkScheme(base, o.AllowHTTP); err != nil {
+		return nil, err
+	}
 	base.Path = strings.TrimSuffix(strings.TrimSuffix(base.Path, "/sgx/certification/v4"), "/tdx/certification/v4")
 	base.RawQuery, base.Fragment = "", ""
 	c := &Client{base: base, o: o}
@@ -91,8 +111,22 @@ func NewClient(o ClientOptions) (*Client, error) {
 			crl = base.String() + rootCACRLPath
 		}
 	}
-	if c.rootCRL, err = url.Parse(crl); err != nil || (c.rootCRL.Scheme != "http" && c.rootCRL.Scheme != "https") {
+	if c.rootCRL, err = url.Parse(crl); err != nil || (c.rootCRL.Scheme != "http" && c.rootCRL.Scheme != "https") || c.rootCRL.Host == "" {
 		return nil, fmt.Errorf("collateral: root CA CRL URL %q is not an http(s) URL", crl)
+	}
+	if err := checkScheme(c.rootCRL, o.AllowHTTP); err != nil {
+		return nil, err
+	}
+	c.redirects = map[string]bool{}
+	for _, r := range o.RedirectOrigins {
+		u, err := url.Parse(r)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("collateral: redirect origin %q is not scheme://host[:port]", r)
+		}
+		if err := checkScheme(u, o.AllowHTTP); err != nil {
+			return nil, err
+		}
+		c.redirects[origin(u)] = true
 	}
 	if o.Update != "" && o.Update != "standard" && o.Update != "early" {
 		return nil, fmt.Errorf("collateral: update %q, want standard or early", o.Update)
@@ -118,7 +152,7 @@ func NewClient(o ClientOptions) (*Client, error) {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.InsecureSkipVerify}
 		if o.CAFile != "" {
-			pem, err := os.ReadFile(o.CAFile)
+			pem, err := ReadFile(o.CAFile, 1<<20)
 			if err != nil {
 				return nil, fmt.Errorf("collateral: CA file: %w", err)
 			}
@@ -130,11 +164,13 @@ func NewClient(o ClientOptions) (*Client, error) {
 		}
 		c.hc = &http.Client{Transport: tr}
 	}
-	// The API key goes to the PCS only, not to wherever it redirects.
+	// Redirects stay within the origin asked (or go to an origin the
+	// operator allowed), never from https to http, and the API key goes
+	// to the PCS's origin only.
 	next := c.hc.CheckRedirect
 	c.hc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
-		if !strings.EqualFold(req.URL.Host, c.base.Host) {
-			req.Header.Del(HeaderAPIKey)
+		if err := c.checkRedirect(req, via); err != nil {
+			return err
 		}
 		if next != nil {
 			return next(req, via)
@@ -145,6 +181,61 @@ func NewClient(o ClientOptions) (*Client, error) {
 		return nil
 	}
 	return c, nil
+}
+
+// redirectError is what CheckRedirect returns for a refused redirect; once
+// maps it to ErrRedirect.
+type redirectError struct{ from, to string }
+
+func (e *redirectError) Error() string {
+	return fmt.Sprintf("redirect from %s to %s refused", e.from, e.to)
+}
+
+// checkRedirect decides on a redirect to req (the first request is
+// via[0]) and strips the API key unless req goes to BaseURL's origin.
+func (c *Client) checkRedirect(req *http.Request, via []*http.Request) error {
+	prev := via[len(via)-1].URL
+	if prev.Scheme == "https" && req.URL.Scheme != "https" {
+		return &redirectError{from: origin(prev), to: origin(req.URL)}
+	}
+	if o := origin(req.URL); o != origin(via[0].URL) && !c.redirects[o] {
+		return &redirectError{from: origin(via[0].URL), to: o}
+	}
+	if origin(req.URL) != origin(c.base) {
+		req.Header.Del(HeaderAPIKey)
+	}
+	return nil
+}
+
+// origin is scheme://host:port in canonical form (lower case, the default
+// port made explicit).
+func origin(u *url.URL) string {
+	scheme, host, port := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname()), u.Port()
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// checkScheme refuses a plain-http URL off loopback unless allowed.
+func checkScheme(u *url.URL, allowHTTP bool) error {
+	if u.Scheme != "http" || allowHTTP || isLoopback(u.Hostname()) {
+		return nil
+	}
+	return &Error{URL: u.Redacted(), Reason: ErrPlainHTTP,
+		Detail: "use https (a PCCS serves https), or allow plain http explicitly (--pccs-allow-http); loopback is exempt"}
+}
+
+// isLoopback reports whether host is a loopback address or "localhost".
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // URL returns where document k is fetched.
@@ -220,11 +311,15 @@ func (c *Client) once(ctx context.Context, k Key, u string) (*Response, *Error, 
 		return nil, fail(ErrRefused, 0, err), false
 	}
 	req.Header.Set("User-Agent", c.o.UserAgent)
-	if c.o.APIKey != "" && strings.EqualFold(req.URL.Host, c.base.Host) {
+	if c.o.APIKey != "" && origin(req.URL) == origin(c.base) {
 		req.Header.Set(HeaderAPIKey, c.o.APIKey)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var re *redirectError
+		if errors.As(err, &re) {
+			return nil, &Error{Key: k, URL: u, Reason: ErrRedirect, Detail: re.Error()}, false
+		}
 		// A TLS certificate that does not verify will not verify on the
 		// next attempt either.
 		var cv *tls.CertificateVerificationError

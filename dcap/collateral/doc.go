@@ -35,6 +35,39 @@
 // timeout, 5xx, after bounded retries), ErrNotFound (404) and ErrRefused
 // (another 4xx).
 //
+// # The service
+//
+// A plain-http service URL is refused (ErrPlainHTTP) unless it is on
+// loopback (127.0.0.0/8, ::1, localhost: not reachable by the network) or
+// ClientOptions.AllowHTTP is set (`--pccs-allow-http`): over plain http
+// anyone on the path can serve older, validly signed collateral and read
+// the API key. Redirects are followed only within the origin asked
+// (scheme, host, port) or to origins in ClientOptions.RedirectOrigins,
+// never from https to http; any other is refused with ErrRedirect before
+// a request is made to it. The API key is sent to BaseURL's origin only.
+//
+// # Never back
+//
+// Each item — the TCB info of a TEE and FMSPC, the QE identity of a TEE,
+// the CRL of an issuer — only moves forward. A document with a lower
+// tcbEvaluationDataNumber (TCB info, QE identity), a lower CRL number or
+// an older issue date (a CRL's thisUpdate) than the copy in force is
+// refused with ErrRollback, logged and counted (Stats.Rollbacks): by a
+// Cache after a fetch (the copy in force stays; once it has expired the
+// request fails closed with ErrExpired caused by ErrRollback), before a
+// disk write (a newer file in the cache directory is not overwritten), by
+// Bundle.Reopen and by ImportCollateral. Switching a cache from
+// --update early to standard can therefore leave it refusing the
+// standard documents until they catch up: clear the cache directory when
+// doing so.
+//
+// # Files
+//
+// Bundle, cache and collateral files are read with ReadFile: regular
+// files only (a symlink is followed to one; FIFOs, devices and
+// directories are refused with ErrNotRegularFile without blocking), and
+// never more than their limit (ErrFileTooLarge), whatever size they claim.
+//
 // # Caching
 //
 // A Cache keeps each document until it expires: its next update, or the
@@ -45,8 +78,18 @@
 // When the service is unreachable the cache serves what has not expired;
 // past expiry it fails closed with ErrExpired (which also matches
 // dcap.ErrCollateralExpired), unless an operator set a grace period, within
-// which the expired document is served and Info.Grace says so. Concurrent
-// requests for a document not yet cached share one fetch.
+// which the expired document is served and Info.Grace says so.
+//
+// Fetches are bounded, since anyone can ask for a made-up FMSPC (through
+// the mirror, or with a quote whose PCK certificate names one):
+// concurrent requests for a document share one fetch; at most
+// Options.MaxFetches are in flight; documents the cache never held are
+// fetched at most Options.UnknownBurst at once, then one per
+// Options.UnknownEvery (beyond: ErrBusy, nothing sent); a fetch a request
+// started is canceled when every request waiting for it has given up
+// (background refreshes run on), and such a cancellation is not
+// remembered as a failure, while real failures are, per document, for
+// Options.FailureTTL.
 //
 // # Bundle directory layout
 //
@@ -82,5 +125,12 @@
 // # Mirror
 //
 // NewHandler serves a Bundle or a Cache over the PCS v4 paths, so that
-// other verifiers can use it as their PCCS.
+// other verifiers can use it as their PCCS. Over a Cache, a client that
+// need not identify itself could otherwise spend the operator's API key:
+// NewHandlerWithOptions limits the upstream fetches each client (IPv4
+// address, IPv6 /64) may start (429 beyond), on top of the Cache's
+// limits (503 beyond); what is cached is served without limit. A fetch
+// runs on the contexts of the requests waiting for it. NewMirrorServer
+// gives the http.Server header, read, write and idle timeouts and a
+// 16 KiB header cap.
 package collateral

@@ -202,7 +202,7 @@ func (d *Document) MarshalJSON() ([]byte, error) {
 // place and must agree with what the file says. Dates and metadata in the
 // file are informational: the body is authoritative.
 func parseDocumentFile(k Key, b []byte) (*Document, error) {
-	if len(b) > 2*maxBodyLen {
+	if len(b) > MaxDocumentFileLen {
 		return nil, &Error{Key: k, Reason: dcap.ErrMalformed, Detail: "file too large"}
 	}
 	var f documentFile

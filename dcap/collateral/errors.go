@@ -33,6 +33,27 @@ var (
 	ErrBadRequest = errors.New("invalid collateral request")
 	// ErrClosed: the Cache was closed.
 	ErrClosed = errors.New("collateral source closed")
+	// ErrBusy: the fetch was not started: too many documents never held
+	// before were asked for recently (Options.UnknownBurst), or the mirror
+	// tracks too many clients. Nothing was sent to the service.
+	ErrBusy = errors.New("collateral fetch limit reached")
+	// ErrRateLimited: the mirror refused to start a fetch for this client,
+	// which started too many recently (HandlerOptions).
+	ErrRateLimited = errors.New("collateral fetch rate limit of this client reached")
+	// ErrPlainHTTP: the service URL is plain http on a host other than
+	// loopback, and ClientOptions.AllowHTTP was not set. Anyone on the
+	// path could serve older (validly signed) collateral or read the API
+	// key.
+	ErrPlainHTTP = errors.New("plain-http collateral service refused")
+	// ErrRedirect: the service redirected to another origin that is not
+	// allowed (ClientOptions.RedirectOrigins), or from https to http.
+	ErrRedirect = errors.New("collateral service redirect refused")
+	// ErrRollback: a document is older than the one already in force for
+	// the same item (a lower tcbEvaluationDataNumber, an older issue date,
+	// a lower CRL number or an older CRL thisUpdate). The newer copy stays
+	// in force; this reason is reported (logged, counted in
+	// Stats.Rollbacks) and, when nothing valid is left to serve, returned.
+	ErrRollback = errors.New("collateral older than the copy in force")
 )
 
 // Error is the error of this package: which document, from where, why.

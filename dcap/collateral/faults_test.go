@@ -447,7 +447,8 @@ func TestChainHeaderCoding(t *testing.T) {
 	}
 }
 
-// TestRedirectDropsAPIKey: the API key is not sent to another host.
+// TestRedirectDropsAPIKey: the API key is not sent to another origin, even
+// one redirects may go to.
 func TestRedirectDropsAPIKey(t *testing.T) {
 	pki := newTestPKI(t, "Test")
 	target := newFakePCS(t, pki, t0, t0.Add(month))
@@ -464,7 +465,8 @@ func TestRedirectDropsAPIKey(t *testing.T) {
 		http.Redirect(w, r, strings.Replace(target.srv.URL, "127.0.0.1", "localhost", 1)+r.URL.RequestURI(), http.StatusFound)
 		return true
 	})
-	cl, err := NewClient(ClientOptions{BaseURL: front.srv.URL, APIKey: "secret"})
+	cl, err := NewClient(ClientOptions{BaseURL: front.srv.URL, APIKey: "secret",
+		RedirectOrigins: []string{strings.Replace(target.srv.URL, "127.0.0.1", "localhost", 1)}})
 	if err != nil {
 		t.Fatal(err)
 	}

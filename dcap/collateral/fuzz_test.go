@@ -96,3 +96,44 @@ func FuzzDocumentFile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRollbackOrder: the order rollback protection keeps is consistent:
+// a document never refuses itself; two documents refuse each other only
+// when their number and issue date disagree on which is newer (the copy
+// in force then stays); two that refuse neither carry the same number and
+// issue date; every refusal carries ErrRollback.
+func FuzzRollbackOrder(f *testing.F) {
+	pki := newTestPKI(f, "Fuzz")
+	f.Add(uint8(0), 17, 16, int64(0), int64(86400))
+	f.Add(uint8(2), 5, 5, int64(-1), int64(1))
+	f.Add(uint8(4), 1, 2, int64(0), int64(0))
+	f.Add(uint8(6), 0, 0, int64(3600), int64(0))
+	f.Fuzz(func(t *testing.T, kind uint8, n1, n2 int, s1, s2 int64) {
+		k := fuzzKeys[int(kind)%len(fuzzKeys)]
+		n1, n2 = n1&0xffff, n2&0xffff
+		s1, s2 = s1%(365*86400), s2%(365*86400)
+		doc := func(n int, s int64) *Document {
+			issue := t0.Add(time.Duration(s) * time.Second).Truncate(time.Second)
+			body, chain := docVersion(t, pki, k, version{issue, issue.Add(2 * 365 * 24 * time.Hour), n})
+			d, err := ParseDocument(k, body, chain, "", t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		}
+		a, b := doc(n1, s1), doc(n2, s2)
+		if rollback(a, a) != nil || rollback(b, b) != nil {
+			t.Fatal("a document refuses itself")
+		}
+		ab, ba := rollback(a, b), rollback(b, a)
+		if ab != nil && ba != nil && (n1 == n2 || a.IssueDate.Equal(b.IssueDate) || (n1 > n2) == a.IssueDate.After(b.IssueDate)) {
+			t.Fatalf("each refuses the other: %v / %v", ab, ba)
+		}
+		if ab == nil && ba == nil && (n1 != n2 || !a.IssueDate.Equal(b.IssueDate)) {
+			t.Fatalf("numbers %d/%d, issued %s/%s: neither refuses the other", n1, n2, a.IssueDate, b.IssueDate)
+		}
+		if ab != nil && !errors.Is(ab, ErrRollback) {
+			t.Fatalf("refusal without the reason: %v", ab)
+		}
+	})
+}

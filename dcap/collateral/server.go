@@ -5,9 +5,16 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // DocumentSource gives the mirror its documents: a Bundle (offline) or a
@@ -38,10 +45,106 @@ var (
 // Unknown documents are 404, bad parameters 400, an unreachable upstream
 // 503. Other paths of the PCS API (PCK certificates) are not served.
 func NewHandler(src DocumentSource) http.Handler {
-	return &handler{src: src}
+	return NewHandlerWithOptions(src, HandlerOptions{})
 }
 
-type handler struct{ src DocumentSource }
+// HandlerOptions bound what the mirror's clients, who need not identify
+// themselves, can make it fetch from its upstream with the operator's API
+// key. They concern only requests that would start an upstream fetch (a
+// document not cached, or expired): documents in the cache or bundle are
+// served without limit, and requests for a document already being
+// fetched join that fetch. The Cache's own limits (Options.MaxFetches,
+// Options.UnknownBurst) apply besides.
+type HandlerOptions struct {
+	// ClientBurst and ClientEvery: each client (an IPv4 address, an IPv6
+	// /64) may start ClientBurst fetches at once, then one per ClientEvery
+	// (defaults 8 and 5s; a negative ClientBurst: no limit). Beyond it the
+	// answer is 429 with Retry-After.
+	ClientBurst int
+	ClientEvery time.Duration
+	// MaxClients bounds the clients tracked (default 4096); when all are
+	// recently active, a new client's fetch is refused (503) rather than
+	// forgetting another's limit.
+	MaxClients int
+}
+
+// NewHandlerWithOptions is NewHandler with limits on what clients can
+// make it fetch.
+func NewHandlerWithOptions(src DocumentSource, o HandlerOptions) http.Handler {
+	if o.ClientBurst == 0 {
+		o.ClientBurst = 8
+	}
+	if o.ClientEvery <= 0 {
+		o.ClientEvery = 5 * time.Second
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 4096
+	}
+	return &handler{src: src, o: o, clients: map[netip.Prefix]*clientLimit{}}
+}
+
+type handler struct {
+	src DocumentSource
+	o   HandlerOptions
+
+	mu      sync.Mutex
+	clients map[netip.Prefix]*clientLimit
+}
+
+type clientLimit struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+// clientOf is the unit a client is limited by: its IPv4 address or its
+// IPv6 /64 (what one host is usually given).
+func clientOf(remoteAddr string) netip.Prefix {
+	ap, err := netip.ParseAddrPort(remoteAddr)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	a := ap.Addr().Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
+// gate is the fetch gate of one request: the client's rate limit.
+func (h *handler) gate(client netip.Prefix) FetchGate {
+	return func(k Key) error {
+		if h.o.ClientBurst < 0 {
+			return nil
+		}
+		now := time.Now()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		cl := h.clients[client]
+		if cl == nil {
+			if len(h.clients) >= h.o.MaxClients {
+				// Forget the clients whose allowance is whole again.
+				full := time.Duration(h.o.ClientBurst) * h.o.ClientEvery
+				for p, c := range h.clients {
+					if now.Sub(c.last) >= full {
+						delete(h.clients, p)
+					}
+				}
+			}
+			if len(h.clients) >= h.o.MaxClients {
+				return &Error{Key: k, Reason: ErrBusy, Detail: fmt.Sprintf("%d clients started fetches recently", len(h.clients))}
+			}
+			cl = &clientLimit{lim: rate.NewLimiter(rate.Every(h.o.ClientEvery), h.o.ClientBurst)}
+			h.clients[client] = cl
+		}
+		cl.last = now
+		if !cl.lim.AllowN(now, 1) {
+			return &Error{Key: k, Reason: ErrRateLimited, Detail: fmt.Sprintf("this client may start %d fetches at once, then one per %s", h.o.ClientBurst, h.o.ClientEvery)}
+		}
+		return nil
+	}
+}
 
 // keyForPath maps a PCS v4 API path and query to the document it names.
 func keyForPath(p string, q url.Values) (Key, bool) {
@@ -80,12 +183,21 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "encoding must be der or pem")
 		return
 	}
-	d, err := h.src.Document(r.Context(), k)
+	// The request's context: a fetch started for it is canceled when the
+	// client goes away (and nobody else waits for it).
+	ctx := WithFetchGate(r.Context(), h.gate(clientOf(r.RemoteAddr)))
+	d, err := h.src.Document(ctx, k)
 	if err != nil {
 		status := http.StatusInternalServerError
 		switch {
 		case errors.Is(err, ErrNotFound):
 			status = http.StatusNotFound
+		case errors.Is(err, ErrRateLimited):
+			status = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", strconv.Itoa(int(h.o.ClientEvery.Seconds()+0.999)))
+		case errors.Is(err, ErrBusy):
+			status = http.StatusServiceUnavailable
+			w.Header().Set("Retry-After", "10")
 		case errors.Is(err, ErrUnavailable), errors.Is(err, ErrExpired):
 			status = http.StatusServiceUnavailable
 		}
@@ -150,4 +262,20 @@ func errorReason(err error) string {
 		return e.Reason.Error()
 	}
 	return "error"
+}
+
+// NewMirrorServer returns an http.Server for the mirror's handler with the
+// limits an anonymous client must not be able to exceed: the header in
+// 10s and at most 16 KiB of it, the whole request in 30s, the answer in a
+// minute (an upstream fetch included), idle connections closed after a
+// minute.
+func NewMirrorServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      time.Minute,
+		IdleTimeout:       time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
 }

@@ -2,7 +2,6 @@ package collateral
 
 import (
 	"context"
-	"os"
 	"strings"
 	"time"
 
@@ -80,7 +79,7 @@ func NewStatic(col *dcap.Collateral) *Static {
 
 // LoadStatic reads a collateral file in dcap-qvl's JSON layout.
 func LoadStatic(path string) (*Static, error) {
-	b, err := os.ReadFile(path)
+	b, err := ReadFile(path, MaxCollateralFileLen)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,5 @@
+//go:build !unix
+
+package collateral
+
+const openNonBlocking = 0
