@@ -51,8 +51,37 @@
 //     mr_signer stands alone, isv_prod_id is required. isv_prod_id (equal),
 //     min_isv_svn (isv_svn >= it), config_id (64 bytes hex, equal),
 //     min_config_svn (config_svn >= it).
-//   - TDX: mr_td (48 bytes hex, required), rtmr0..rtmr3, mr_config_id,
-//     mr_owner, mr_owner_config (48 bytes hex each, equal when set).
+//   - TDX: mr_td (48 bytes hex, required) and at least one of rtmr0,
+//     rtmr1, rtmr2: together they pin the TD's code (firmware; firmware
+//     configuration, kernel, command line). mr_config_id, mr_owner,
+//     mr_owner_config and rtmr3 only narrow a match: the first three are
+//     chosen by the host that launches the TD and rtmr3 is extended by the
+//     guest at run time, so a TD with the same firmware and an attacker's
+//     kernel can show any value of them. An app without rtmr0-2 is refused
+//     at load, and `asps policy check` says what is missing and why. All
+//     48 bytes hex, equal when set, never all zeros (all zeros is what
+//     every TD shows when nothing was set or measured, so it selects
+//     nothing).
+//   - TDX attributes (checked once the identity matched, like debug):
+//     a TD without TDATTRIBUTES.SEPT_VE_DISABLE (bit 28) is refused — its
+//     host can pull private pages from under it and it must handle the
+//     resulting #VE itself — unless the app sets allow_sept_ve: true. A TD
+//     bound to a service TD (non-zero MR_SERVICETD, TD 1.5: a migration TD,
+//     for instance, can read its state) is refused unless the app names
+//     that service TD in mr_servicetd (48 bytes hex), which MR_SERVICETD
+//     must then equal. MIGRATABLE (bit 29) is admitted only for a TD bound
+//     to the migration TD the app names in mr_servicetd. DEBUG (bit 0) is
+//     allow_debug's; the other TD-under-debug bits (1-7) and reserved
+//     security bits (8-26) are always refused, since their effect on the
+//     TD's isolation is unknown. LASS (27), PKS (30), KL (31) and the
+//     OTHER bits (32-63, PERFMON among them, which by definition do not
+//     affect the TD's security) are CPU features that give the host no
+//     access to the TD and are admitted.
+//   - SGX attributes: DEBUG (bit 1) is the only one that lets the host read
+//     the enclave's memory (allow_debug). PROVISION_KEY, EINITTOKEN_KEY and
+//     KSS give the enclave itself access to keys or identity fields; they
+//     expose nothing to the host, and mr_enclave/mr_signer already pin
+//     the code that could use them, so they are not refused.
 //   - tcb_statuses: the TCB statuses accepted (names of
 //     claims.KnownStatuses, any case); default [UpToDate]. Revoked is never
 //     accepted.
@@ -73,15 +102,16 @@
 //
 // Measurements are hex of exactly the stated length (either case, optional
 // 0x). An empty, non-hex, wrong-length or (for mr_enclave, mr_signer and
-// mr_td) all-zero value is an error: Intel's ASPS treats "" or "abc" as
-// matching anything; asps refuses the file.
+// every TDX field) all-zero value is an error: Intel's ASPS treats "" or
+// "abc" as matching anything; asps refuses the file.
 //
 // # Decisions
 //
 // Policy.Match returns the first app whose selectors all hold, or a
 // *Denial: errors.Is tells the reason (ErrNoMatchingApp, ErrDebugNotAllowed,
 // ErrTCBStatusNotAllowed, ErrAdvisoryNotAllowed, ErrSimulatedNotAllowed,
-// ErrTEEMismatch, ErrBadClaims) and Detail shows seen vs expected, naming
+// ErrTEEMismatch, ErrBadClaims, ErrTDAttributeNotAllowed,
+// ErrServiceTDNotAllowed, ErrTCBEvaluationTooOld) and Detail shows seen vs expected, naming
 // the closest app. App.Authorize is all or nothing: one name the app may
 // not read refuses the request with ErrSecretNotAllowed. Load errors are
 // *LoadError values naming app and field.

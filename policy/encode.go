@@ -35,6 +35,8 @@ type encApp struct {
 	MrConfigID    string            `json:"mr_config_id,omitempty" yaml:"mr_config_id,omitempty"`
 	MrOwner       string            `json:"mr_owner,omitempty" yaml:"mr_owner,omitempty"`
 	MrOwnerConfig string            `json:"mr_owner_config,omitempty" yaml:"mr_owner_config,omitempty"`
+	MrServiceTd   string            `json:"mr_servicetd,omitempty" yaml:"mr_servicetd,omitempty"`
+	AllowSeptVE   bool              `json:"allow_sept_ve,omitempty" yaml:"allow_sept_ve,omitempty"`
 	TCBStatuses   []string          `json:"tcb_statuses,omitempty" yaml:"tcb_statuses,omitempty"`
 	AdvisoryIDs   []string          `json:"advisory_ids,omitempty" yaml:"advisory_ids,omitempty"`
 	AllowDebug    bool              `json:"allow_debug,omitempty" yaml:"allow_debug,omitempty"`
@@ -57,6 +59,7 @@ func (p *Policy) file() encPolicy {
 		if t := a.TDX; t != nil {
 			e.MrTd, e.MrConfigID, e.MrOwner, e.MrOwnerConfig = t.MrTd.String(), t.MrConfigID.String(), t.MrOwner.String(), t.MrOwnerConfig.String()
 			e.Rtmr0, e.Rtmr1, e.Rtmr2, e.Rtmr3 = t.Rtmr[0].String(), t.Rtmr[1].String(), t.Rtmr[2].String(), t.Rtmr[3].String()
+			e.MrServiceTd, e.AllowSeptVE = t.MrServiceTd.String(), t.AllowSeptVE
 		}
 		doc.Apps = append(doc.Apps, e)
 	}

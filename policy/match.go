@@ -187,6 +187,11 @@ func (a *App) gate(c *claims.Claims) *Denial {
 		return &Denial{Reason: ErrDebugNotAllowed, App: a.ID, Detail: fmt.Sprintf(
 			"the workload is a debug %s (its host can read its memory) and app %q does not set allow_debug", c.TEE, a.ID)}
 	}
+	if c.TEE == claims.TDX && a.TDX != nil {
+		if d := a.tdGate(c.TDX); d != nil {
+			return d
+		}
+	}
 	if !slices.Contains(a.TCBStatuses, c.TCBStatus) {
 		return &Denial{Reason: ErrTCBStatusNotAllowed, App: a.ID, Detail: fmt.Sprintf(
 			"tcb status %s not allowed (app %q accepts %s)", quoteShort(c.TCBStatus), a.ID, strings.Join(a.TCBStatuses, ", "))}
@@ -205,4 +210,73 @@ func (a *App) gate(c *claims.Claims) *Denial {
 		}
 	}
 	return nil
+}
+
+// TDATTRIBUTES bits (Intel TDX module ABI): TUD bits 7:0 (TD under debug),
+// SEC bits 31:8 (may affect the TD's security), OTHER bits 63:32 (do not).
+const (
+	tdAttrDebug         = 1 << 0
+	tdAttrTUDReserved   = 0xfe // bits 7:1
+	tdAttrLASS          = 1 << 27
+	tdAttrSeptVEDisable = 1 << 28
+	tdAttrMigratable    = 1 << 29
+	tdAttrPKS           = 1 << 30
+	tdAttrKL            = 1 << 31
+	// tdAttrSECKnown are the SEC bits that do not open the TD to its host:
+	// LASS, PKS and KL are CPU features the TD may use; SEPT_VE_DISABLE and
+	// MIGRATABLE are checked on their own. Any other SEC bit is reserved
+	// and refused: a future bit may weaken isolation.
+	tdAttrSECKnown = tdAttrLASS | tdAttrSeptVEDisable | tdAttrMigratable | tdAttrPKS | tdAttrKL
+	tdAttrSEC      = 0xffffff00
+)
+
+// tdGate refuses TDs whose attributes or service-TD binding let something
+// outside the TD read or steer its memory, unless the app opted in.
+func (a *App) tdGate(id *claims.TDXIdentity) *Denial {
+	deny := func(reason error, format string, args ...any) *Denial {
+		return &Denial{Reason: reason, App: a.ID, Detail: fmt.Sprintf(format, args...)}
+	}
+	if len(id.TdAttributes) != 8 {
+		return &Denial{Reason: ErrBadClaims, App: a.ID, Detail: fmt.Sprintf("td_attributes is %d bytes, want 8", len(id.TdAttributes))}
+	}
+	var attrs uint64
+	for i := 7; i >= 0; i-- {
+		attrs = attrs<<8 | uint64(id.TdAttributes[i])
+	}
+	seen := id.TdAttributes.String()
+	if bits := attrs & tdAttrTUDReserved; bits != 0 {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s sets reserved TD-under-debug bit(s) %s: a TD its host may debug is refused", seen, bitList(bits))
+	}
+	if bits := attrs & tdAttrSEC &^ tdAttrSECKnown; bits != 0 {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s sets reserved security bit(s) %s, whose effect on the TD's isolation is unknown", seen, bitList(bits))
+	}
+	if attrs&tdAttrSeptVEDisable == 0 && !a.TDX.AllowSeptVE {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s lacks SEPT_VE_DISABLE (bit 28): the host can remove the TD's private pages and the TD "+
+			"takes #VE exceptions it may mishandle; app %q does not set allow_sept_ve", seen, a.ID)
+	}
+	if attrs&tdAttrMigratable != 0 && (a.TDX.MrServiceTd == nil || !bytes.Equal(id.MrServiceTd, a.TDX.MrServiceTd)) {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s sets MIGRATABLE (bit 29): a migration TD can export the TD's memory and state; "+
+			"app %q admits that only when the TD is bound to the migration TD it names in mr_servicetd (bound: %s)", seen, a.ID, orNone(id.MrServiceTd.String()))
+	}
+	if slices.ContainsFunc(id.MrServiceTd, func(b byte) bool { return b != 0 }) {
+		switch {
+		case a.TDX.MrServiceTd == nil:
+			return deny(ErrServiceTDNotAllowed, "mr_servicetd %s is not zero: a bound service TD (a migration TD, say) can read the TD's state; "+
+				"app %q names no mr_servicetd", id.MrServiceTd, a.ID)
+		case !bytes.Equal(id.MrServiceTd, a.TDX.MrServiceTd):
+			return deny(ErrServiceTDNotAllowed, "mr_servicetd %s is not the service TD app %q names (%s)", id.MrServiceTd, a.ID, shortHex(a.TDX.MrServiceTd.String()))
+		}
+	}
+	return nil
+}
+
+// bitList names set bits: "1, 4".
+func bitList(v uint64) string {
+	var out []string
+	for i := range 64 {
+		if v&(1<<i) != 0 {
+			out = append(out, strconv.Itoa(i))
+		}
+	}
+	return strings.Join(out, ", ")
 }

@@ -400,6 +400,8 @@ type fileApp struct {
 	MrConfigID   json.RawMessage `json:"mr_config_id"`
 	MrOwner      json.RawMessage `json:"mr_owner"`
 	MrOwnerCfg   json.RawMessage `json:"mr_owner_config"`
+	MrServiceTd  json.RawMessage `json:"mr_servicetd"`
+	AllowSeptVE  json.RawMessage `json:"allow_sept_ve"`
 	TCBStatuses  json.RawMessage `json:"tcb_statuses"`
 	AdvisoryIDs  json.RawMessage `json:"advisory_ids"`
 	AllowDebug   json.RawMessage `json:"allow_debug"`
@@ -419,7 +421,8 @@ func (f *fileApp) sgxFields() []namedRaw {
 
 func (f *fileApp) tdxFields() []namedRaw {
 	return []namedRaw{{"mr_td", f.MrTd}, {"rtmr0", f.Rtmr0}, {"rtmr1", f.Rtmr1}, {"rtmr2", f.Rtmr2},
-		{"rtmr3", f.Rtmr3}, {"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg}}
+		{"rtmr3", f.Rtmr3}, {"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg},
+		{"mr_servicetd", f.MrServiceTd}, {"allow_sept_ve", f.AllowSeptVE}}
 }
 
 func decodePolicy(js []byte) (*Policy, error) {
@@ -702,27 +705,83 @@ func (r *reader) sgxSelector(f *fileApp) *SGXSelector {
 	return s
 }
 
+// tdxCodeFields are the TDX selectors that measure code: the TD's virtual
+// firmware (mr_td) and what it and the kernel measured at boot (rtmr0: the
+// firmware's configuration, rtmr1: the kernel and boot loader, rtmr2: the
+// kernel command line and initrd, in the usual Linux TD layout).
+var tdxCodeFields = []string{"rtmr0", "rtmr1", "rtmr2"}
+
+// tdxNarrowFields say nothing about the TD's code: mr_config_id, mr_owner
+// and mr_owner_config are set by whoever launches the TD (the host), and
+// rtmr3 is extended by the running guest. They narrow a match; they never
+// make one.
+var tdxNarrowFields = []string{"mr_config_id", "mr_owner", "mr_owner_config", "rtmr3"}
+
 func (r *reader) tdxSelector(f *fileApp) *TDXSelector {
+	zero := map[string]string{
+		"mr_td":           "all zeros: a placeholder, not a measurement",
+		"rtmr0":           "all zeros: an RTMR nothing was measured into; it pins no code",
+		"rtmr1":           "all zeros: an RTMR nothing was measured into; it pins no code",
+		"rtmr2":           "all zeros: an RTMR nothing was measured into; it pins no code",
+		"rtmr3":           "all zeros: the value of every TD whose guest never extended RTMR3; it selects nothing — leave it out",
+		"mr_config_id":    "all zeros: the value of every TD whose host set none; it selects nothing — leave it out",
+		"mr_owner":        "all zeros: the value of every TD whose host set none; it selects nothing — leave it out",
+		"mr_owner_config": "all zeros: the value of every TD whose host set none; it selects nothing — leave it out",
+		"mr_servicetd":    "all zeros: no service TD is bound, which is the default; leave it out",
+	}
+	m := func(field string, raw json.RawMessage) claims.Hex {
+		return r.measurementNonZero(field, raw, 48, zero[field])
+	}
 	s := &TDXSelector{
-		MrTd:          r.measurement("mr_td", f.MrTd, 48, false),
-		MrConfigID:    r.measurement("mr_config_id", f.MrConfigID, 48, true),
-		MrOwner:       r.measurement("mr_owner", f.MrOwner, 48, true),
-		MrOwnerConfig: r.measurement("mr_owner_config", f.MrOwnerCfg, 48, true),
+		MrTd:          m("mr_td", f.MrTd),
+		MrConfigID:    m("mr_config_id", f.MrConfigID),
+		MrOwner:       m("mr_owner", f.MrOwner),
+		MrOwnerConfig: m("mr_owner_config", f.MrOwnerCfg),
+		MrServiceTd:   m("mr_servicetd", f.MrServiceTd),
+		AllowSeptVE:   r.boolean("allow_sept_ve", f.AllowSeptVE),
 	}
 	for i, raw := range []json.RawMessage{f.Rtmr0, f.Rtmr1, f.Rtmr2, f.Rtmr3} {
-		s.Rtmr[i] = r.measurement(fmt.Sprintf("rtmr%d", i), raw, 48, true)
+		s.Rtmr[i] = m(rtmrNames[i], raw)
 	}
 	if !present(f.MrTd) {
 		r.fail("mr_td", ErrNoSelector, "a tdx app needs mr_td; without it it would match any trust domain")
+		return s
 	}
 	// MRTD measures only the TD's virtual firmware, which a cloud gives
 	// every tenant alike; the kernel, its command line and the workload
-	// are measured into the RTMRs, and MRCONFIGID/MROWNER name the
-	// tenant's own configuration.
-	if present(f.MrTd) && !present(f.Rtmr0) && !present(f.Rtmr1) && !present(f.Rtmr2) && !present(f.Rtmr3) && !present(f.MrConfigID) && !present(f.MrOwner) {
-		r.fail("mr_td", ErrNoSelector, "mr_td alone measures only the TD firmware, which other tenants share: add rtmr0-3 (kernel, command line, workload) or mr_config_id / mr_owner")
+	// are measured into RTMR0-2. MRCONFIGID, MROWNER and MROWNERCONFIG are
+	// chosen by the host that launches the TD, and RTMR3 is extended by
+	// the guest at run time: a TD with the same firmware and an attacker's
+	// kernel shows whatever values of those the attacker likes.
+	if !present(f.Rtmr0) && !present(f.Rtmr1) && !present(f.Rtmr2) {
+		var narrow []string
+		for _, nr := range []namedRaw{{"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg}, {"rtmr3", f.Rtmr3}} {
+			if present(nr.raw) {
+				narrow = append(narrow, nr.name)
+			}
+		}
+		has := "it names only mr_td"
+		if len(narrow) > 0 {
+			has = "it names mr_td and " + strings.Join(narrow, ", ")
+		}
+		r.fail("rtmr0-2", ErrNoSelector, "a tdx app must pin the TD's code: mr_td and at least one of rtmr0, rtmr1, rtmr2 (%s). "+
+			"mr_td measures only the TD firmware, which other tenants share; rtmr0-2 measure the firmware configuration, kernel and command line. "+
+			"mr_config_id, mr_owner and mr_owner_config are chosen by the host that launches the TD and rtmr3 is extended by the guest at run time, "+
+			"so they only narrow a match: a TD with the same firmware and another kernel could show them. "+
+			"Add the rtmr values of your TD (asps quote inspect or asps whoami shows them)", has)
 	}
 	return s
+}
+
+// measurementNonZero is measurement for fields where all zeros must never
+// select: zeroWhy says why, in the error.
+func (r *reader) measurementNonZero(field string, raw json.RawMessage, size int, zeroWhy string) claims.Hex {
+	h := r.measurement(field, raw, size, true)
+	if h != nil && !slices.ContainsFunc(h, func(b byte) bool { return b != 0 }) {
+		r.fail(field, ErrBadMeasurement, "%s", zeroWhy)
+		return nil
+	}
+	return h
 }
 
 // canonicalStatus finds a TCB status by name, ignoring case.

@@ -56,14 +56,21 @@ type SGXSelector struct {
 	MinConfigSvn uint16
 }
 
-// TDXSelector is what a TDX trust domain must show. MrTd is always set; the
-// others are checked when set. All are 48 bytes.
+// TDXSelector is what a TDX trust domain must show. MrTd and at least one
+// of Rtmr[0..2] are always set (they pin code); the others only narrow and
+// are checked when set. All are 48 bytes, never all zeros.
 type TDXSelector struct {
 	MrTd          claims.Hex
 	Rtmr          [4]claims.Hex
 	MrConfigID    claims.Hex
 	MrOwner       claims.Hex
 	MrOwnerConfig claims.Hex
+	// MrServiceTd, if set, admits a TD bound to that service TD (a
+	// migration TD, say, which can read the TD's state): a non-zero
+	// MR_SERVICETD must equal it. Unset, a non-zero MR_SERVICETD is refused.
+	MrServiceTd claims.Hex
+	// AllowSeptVE admits a TD without TDATTRIBUTES.SEPT_VE_DISABLE.
+	AllowSeptVE bool
 }
 
 // SecretRef is one secret an app may read: the name the workload asked for
