@@ -42,7 +42,17 @@ type App struct {
 	StoreToken Token
 
 	secrets map[string]string // name -> store reference
+	// inline holds the values of this app's InlinePrefix references
+	// (reference -> value), when the policy was imported with them. They
+	// belong to this app of this policy: a request that matched this app
+	// reads them from here, never from whatever policy is in force later.
+	inline map[string]*inlineValue
 }
+
+// inlineValue is a secret value written inline in an imported policy. It
+// is a pointer field so that printing a SecretRef shows an address, never
+// the value.
+type inlineValue struct{ b []byte }
 
 // SGXSelector is what an SGX enclave must show. Unset fields (nil, 0) are
 // not checked; Parse guarantees MrEnclave or MrSigner is set, and IsvProdID
@@ -81,6 +91,57 @@ type SecretRef struct {
 	Name  string
 	Ref   string
 	Token Token // the app's store credential; unset means the store's own
+
+	inline *inlineValue
+}
+
+// InlineValue returns a copy of the value an imported policy held inline
+// for this reference, and true; or nil and false when the value is not in
+// the policy (then a store serves Ref). The value comes from the policy
+// whose app Authorize was called on — the one that matched the request —
+// so a reload between match and release cannot change it.
+func (r SecretRef) InlineValue() ([]byte, bool) {
+	if r.inline == nil {
+		return nil, false
+	}
+	return append([]byte(nil), r.inline.b...), true
+}
+
+// WithInline returns a copy of the policy whose apps carry vals, the values
+// of their InlinePrefix references (reference -> value; values are copied).
+// Every InlinePrefix reference of every app must have a value: a policy that
+// could only answer "not found" is refused here, when it is loaded. The
+// importers attach the values they read; a server that transforms them (an
+// Occlum secret file holds base64 text) attaches its own with WithInline.
+func (p *Policy) WithInline(vals map[string][]byte) (*Policy, error) {
+	out := *p
+	out.Apps = make([]*App, len(p.Apps))
+	var missing []string
+	for i, a := range p.Apps {
+		c := *a
+		c.inline = nil
+		for _, n := range a.SecretNames() {
+			ref := a.secrets[n]
+			if !strings.HasPrefix(ref, InlinePrefix) {
+				continue
+			}
+			v, ok := vals[ref]
+			if !ok {
+				missing = append(missing, fmt.Sprintf("app %q secret %q", a.ID, n))
+				continue
+			}
+			if c.inline == nil {
+				c.inline = make(map[string]*inlineValue)
+			}
+			c.inline[ref] = &inlineValue{b: append([]byte(nil), v...)}
+		}
+		out.Apps[i] = &c
+	}
+	if len(missing) > 0 {
+		return nil, &LoadError{Field: "secrets", Reason: ErrEmptySecretRef,
+			Detail: "no inline value for " + strings.Join(missing, ", ")}
+	}
+	return &out, nil
 }
 
 // App returns the app with the given id, or nil.
@@ -125,7 +186,7 @@ func (a *App) Authorize(names []string) ([]SecretRef, error) {
 				"secret %s is not one app %q may read (it may read: %s)",
 				quoteShort(n), a.ID, strings.Join(a.SecretNames(), ", "))}
 		}
-		refs = append(refs, SecretRef{Name: n, Ref: ref, Token: a.StoreToken})
+		refs = append(refs, SecretRef{Name: n, Ref: ref, Token: a.StoreToken, inline: a.inline[ref]})
 	}
 	return refs, nil
 }
