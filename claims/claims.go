@@ -144,6 +144,10 @@ type Claims struct {
 	// CollateralExpiry is the earliest nextUpdate / expiry among the
 	// collateral and certificates the verdict rests on.
 	CollateralExpiry time.Time `json:"collateral_expiry,omitzero"`
+	// TCBEvalDataNumber is the tcbEvaluationDataNumber of the collateral
+	// the TCB status was judged with: the lower of the TCB info's and the
+	// QE identity's. Zero when no TCB info was used (chain-only).
+	TCBEvalDataNumber uint32 `json:"tcb_evaluation_data_number,omitempty"`
 	// Simulated is true when the evidence chains to a simulator root, not
 	// to Intel's.
 	Simulated bool `json:"simulated,omitempty"`
@@ -175,6 +179,9 @@ func (c *Claims) Fields() map[string]any {
 	}
 	if c.FMSPC != "" {
 		m["fmspc"] = c.FMSPC
+	}
+	if c.TCBEvalDataNumber != 0 {
+		m["tcb_evaluation_data_number"] = c.TCBEvalDataNumber
 	}
 	if !c.TCBDate.IsZero() {
 		m["tcb_date"] = c.TCBDate.UTC().Format(time.RFC3339)

@@ -79,6 +79,9 @@ func (p *Policy) Describe(w io.Writer) error {
 		default:
 			field("advisory_ids", strings.Join(a.AdvisoryIDs, ", "))
 		}
+		if a.MinTCBEvalDataNumber > 0 {
+			field("min_tcb_eval", strconv.FormatUint(uint64(a.MinTCBEvalDataNumber), 10)+" (tcbEvaluationDataNumber)")
+		}
 		if a.AllowDebug {
 			field("debug", "ALLOWED")
 		} else {

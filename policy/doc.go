@@ -37,6 +37,12 @@
 // Top level:
 //
 //   - apps (required, non-empty): the apps, matched in file order.
+//   - min_tcb_evaluation_data_number (default none): refuse claims whose
+//     TCB status was judged with collateral of a lower
+//     tcbEvaluationDataNumber (claims.Claims.TCBEvalDataNumber, the lower of
+//     the TCB info's and the QE identity's): older collateral judges the
+//     platform by the standards before a TCB recovery. A floor for every
+//     app; an app's own value can raise it, never lower it.
 //   - allow_simulated (default false): claims with Simulated set are refused
 //     unless it is true. A production server must refuse a policy that sets
 //     it (Policy.AllowSimulated; NewHolder's check applies it on every reload).
@@ -89,6 +95,8 @@
 //     any other advisory ID is refused. Default none. "*" tolerates any
 //     advisory — dangerous: it admits platforms with known, unpatched
 //     vulnerabilities, and Describe warns about it.
+//   - min_tcb_evaluation_data_number: as the top-level field, for this app
+//     (ErrTCBEvaluationTooOld, naming seen vs required).
 //   - allow_debug (default false): admit debug enclaves and TDs, whose host
 //     can read their memory. Dangerous; Describe warns about it.
 //

@@ -14,6 +14,7 @@ import (
 // through exactly the checks of a hand-written one).
 type encPolicy struct {
 	AllowSimulated bool     `json:"allow_simulated,omitempty" yaml:"allow_simulated,omitempty"`
+	MinTCBEval     uint32   `json:"min_tcb_evaluation_data_number,omitempty" yaml:"min_tcb_evaluation_data_number,omitempty"`
 	Apps           []encApp `json:"apps" yaml:"apps"`
 }
 
@@ -39,17 +40,18 @@ type encApp struct {
 	AllowSeptVE   bool              `json:"allow_sept_ve,omitempty" yaml:"allow_sept_ve,omitempty"`
 	TCBStatuses   []string          `json:"tcb_statuses,omitempty" yaml:"tcb_statuses,omitempty"`
 	AdvisoryIDs   []string          `json:"advisory_ids,omitempty" yaml:"advisory_ids,omitempty"`
+	MinTCBEval    uint32            `json:"min_tcb_evaluation_data_number,omitempty" yaml:"min_tcb_evaluation_data_number,omitempty"`
 	AllowDebug    bool              `json:"allow_debug,omitempty" yaml:"allow_debug,omitempty"`
 	StoreToken    string            `json:"store_token,omitempty" yaml:"store_token,omitempty"`
 	Secrets       map[string]string `json:"secrets" yaml:"secrets"`
 }
 
 func (p *Policy) file() encPolicy {
-	doc := encPolicy{AllowSimulated: p.AllowSimulated}
+	doc := encPolicy{AllowSimulated: p.AllowSimulated, MinTCBEval: p.MinTCBEvalDataNumber}
 	for _, a := range p.Apps {
 		e := encApp{
 			ID: a.ID, TEE: string(a.TEE), Runtime: a.Runtime,
-			TCBStatuses: a.TCBStatuses, AdvisoryIDs: a.AdvisoryIDs, AllowDebug: a.AllowDebug,
+			TCBStatuses: a.TCBStatuses, AdvisoryIDs: a.AdvisoryIDs, AllowDebug: a.AllowDebug, MinTCBEval: a.MinTCBEvalDataNumber,
 			StoreToken: a.StoreToken.Reveal(), Secrets: a.secrets,
 		}
 		if s := a.SGX; s != nil {

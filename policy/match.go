@@ -196,6 +196,15 @@ func (a *App) gate(c *claims.Claims) *Denial {
 		return &Denial{Reason: ErrTCBStatusNotAllowed, App: a.ID, Detail: fmt.Sprintf(
 			"tcb status %s not allowed (app %q accepts %s)", quoteShort(c.TCBStatus), a.ID, strings.Join(a.TCBStatuses, ", "))}
 	}
+	if a.MinTCBEvalDataNumber > 0 && c.TCBEvalDataNumber < a.MinTCBEvalDataNumber {
+		seen := strconv.FormatUint(uint64(c.TCBEvalDataNumber), 10)
+		if c.TCBEvalDataNumber == 0 {
+			seen = "(none: the TCB was not evaluated)"
+		}
+		return &Denial{Reason: ErrTCBEvaluationTooOld, App: a.ID, Detail: fmt.Sprintf(
+			"tcb evaluation data number %s is below the %d app %q requires (min_tcb_evaluation_data_number): the platform was judged with older collateral",
+			seen, a.MinTCBEvalDataNumber, a.ID)}
+	}
 	if slices.Contains(a.AdvisoryIDs, "*") {
 		return nil
 	}

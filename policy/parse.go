@@ -377,6 +377,7 @@ func decodeError(err error, app string, index int, what string) error {
 
 type fileTop struct {
 	AllowSimulated json.RawMessage `json:"allow_simulated"`
+	MinTCBEval     json.RawMessage `json:"min_tcb_evaluation_data_number"`
 	Apps           json.RawMessage `json:"apps"`
 }
 
@@ -404,6 +405,7 @@ type fileApp struct {
 	AllowSeptVE  json.RawMessage `json:"allow_sept_ve"`
 	TCBStatuses  json.RawMessage `json:"tcb_statuses"`
 	AdvisoryIDs  json.RawMessage `json:"advisory_ids"`
+	MinTCBEval   json.RawMessage `json:"min_tcb_evaluation_data_number"`
 	AllowDebug   json.RawMessage `json:"allow_debug"`
 	StoreToken   json.RawMessage `json:"store_token"`
 	Secrets      json.RawMessage `json:"secrets"`
@@ -435,6 +437,7 @@ func decodePolicy(js []byte) (*Policy, error) {
 	}
 	r := &reader{}
 	p := &Policy{AllowSimulated: r.boolean("allow_simulated", top.AllowSimulated)}
+	p.MinTCBEvalDataNumber, _ = r.u32("min_tcb_evaluation_data_number", top.MinTCBEval)
 	var raws []json.RawMessage
 	switch {
 	case !present(top.Apps) || string(top.Apps) == "null":
@@ -459,6 +462,8 @@ func decodePolicy(js []byte) (*Policy, error) {
 			continue
 		}
 		ids[key] = i + 1
+		// The policy-wide minimum is a floor no app can lower.
+		a.MinTCBEvalDataNumber = max(a.MinTCBEvalDataNumber, p.MinTCBEvalDataNumber)
 		p.Apps = append(p.Apps, a)
 	}
 	if len(errs) > 0 {
@@ -529,6 +534,7 @@ func decodeApp(raw json.RawMessage, index int) (*App, []error) {
 	}
 	a.TCBStatuses = r.statuses(f.TCBStatuses)
 	a.AdvisoryIDs = r.advisories(f.AdvisoryIDs)
+	a.MinTCBEvalDataNumber, _ = r.u32("min_tcb_evaluation_data_number", f.MinTCBEval)
 	a.AllowDebug = r.boolean("allow_debug", f.AllowDebug)
 	if tok, ok := r.text("store_token", f.StoreToken, false); ok {
 		if strings.TrimSpace(tok) == "" {
@@ -613,6 +619,23 @@ func (r *reader) u16(field string, raw json.RawMessage) (uint16, bool) {
 		return 0, false
 	}
 	return uint16(v), true
+}
+
+// u32 reads a whole number 0..4294967295.
+func (r *reader) u32(field string, raw json.RawMessage) (uint32, bool) {
+	if !present(raw) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(raw), 10, 32)
+	if err != nil {
+		if k := kindOf(raw); k != "a number" {
+			r.fail(field, ErrBadValue, "want a whole number, not %s", k)
+		} else {
+			r.fail(field, ErrBadValue, "%s: want a whole number 0..4294967295", quoteShort(string(raw)))
+		}
+		return 0, false
+	}
+	return uint32(v), true
 }
 
 func (r *reader) boolean(field string, raw json.RawMessage) bool {

@@ -15,6 +15,9 @@ type Policy struct {
 	// AllowSimulated admits claims whose evidence chains to a simulator
 	// root. A production server must refuse to run with it set.
 	AllowSimulated bool
+	// MinTCBEvalDataNumber is the policy-wide min_tcb_evaluation_data_number
+	// (0: none); every app's own minimum is at least this.
+	MinTCBEvalDataNumber uint32
 	// Apps in file order; Match returns the first that holds.
 	Apps []*App
 	// Source is the file the policy was loaded from ("" if parsed from bytes).
@@ -38,6 +41,10 @@ type App struct {
 	// AdvisoryIDs the app tolerates; "*" tolerates any.
 	AdvisoryIDs []string
 	AllowDebug  bool
+	// MinTCBEvalDataNumber, if not 0, refuses claims whose TCB was judged
+	// with collateral of a lower tcbEvaluationDataNumber (older TCB
+	// recovery): claims.Claims.TCBEvalDataNumber must be at least this.
+	MinTCBEvalDataNumber uint32
 	// StoreToken is the credential the store uses for this app, if any.
 	StoreToken Token
 
