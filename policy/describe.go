@@ -79,6 +79,11 @@ func (p *Policy) Describe(w io.Writer) error {
 		default:
 			field("advisory_ids", strings.Join(a.AdvisoryIDs, ", "))
 		}
+		if a.Binding != "" {
+			field("binding", a.Binding)
+		} else {
+			field("binding", "any")
+		}
 		if a.MinTCBEvalDataNumber > 0 {
 			field("min_tcb_eval", strconv.FormatUint(uint64(a.MinTCBEvalDataNumber), 10)+" (tcbEvaluationDataNumber)")
 		}

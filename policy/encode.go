@@ -41,6 +41,7 @@ type encApp struct {
 	TCBStatuses   []string          `json:"tcb_statuses,omitempty" yaml:"tcb_statuses,omitempty"`
 	AdvisoryIDs   []string          `json:"advisory_ids,omitempty" yaml:"advisory_ids,omitempty"`
 	MinTCBEval    uint32            `json:"min_tcb_evaluation_data_number,omitempty" yaml:"min_tcb_evaluation_data_number,omitempty"`
+	Binding       string            `json:"binding,omitempty" yaml:"binding,omitempty"`
 	AllowDebug    bool              `json:"allow_debug,omitempty" yaml:"allow_debug,omitempty"`
 	StoreToken    string            `json:"store_token,omitempty" yaml:"store_token,omitempty"`
 	Secrets       map[string]string `json:"secrets" yaml:"secrets"`
@@ -52,6 +53,7 @@ func (p *Policy) file() encPolicy {
 		e := encApp{
 			ID: a.ID, TEE: string(a.TEE), Runtime: a.Runtime,
 			TCBStatuses: a.TCBStatuses, AdvisoryIDs: a.AdvisoryIDs, AllowDebug: a.AllowDebug, MinTCBEval: a.MinTCBEvalDataNumber,
+			Binding:    a.Binding,
 			StoreToken: a.StoreToken.Reveal(), Secrets: a.secrets,
 		}
 		if s := a.SGX; s != nil {

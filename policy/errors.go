@@ -47,6 +47,9 @@ var (
 	// ErrServiceTDNotAllowed: the TD is bound to a service TD (non-zero
 	// MR_SERVICETD) that the app does not name.
 	ErrServiceTDNotAllowed = errors.New("service td not allowed")
+	// ErrBindingNotAllowed: the evidence binds the key more weakly than
+	// the app's "binding" requires.
+	ErrBindingNotAllowed = errors.New("binding not allowed")
 	// ErrTCBEvaluationTooOld: the TCB was judged with collateral older
 	// than the policy's min_tcb_evaluation_data_number.
 	ErrTCBEvaluationTooOld = errors.New("tcb evaluation data number too low")

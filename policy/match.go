@@ -187,6 +187,11 @@ func (a *App) gate(c *claims.Claims) *Denial {
 		return &Denial{Reason: ErrDebugNotAllowed, App: a.ID, Detail: fmt.Sprintf(
 			"the workload is a debug %s (its host can read its memory) and app %q does not set allow_debug", c.TEE, a.ID)}
 	}
+	if a.Binding != "" && bindingRank(c.Binding) < bindingRank(a.Binding) {
+		return &Denial{Reason: ErrBindingNotAllowed, App: a.ID, Detail: fmt.Sprintf(
+			"the evidence binds the key by %s; app %q requires %s (binding): %s",
+			orNone(c.Binding), a.ID, a.Binding, bindingHint(a.Binding))}
+	}
 	if c.TEE == claims.TDX && a.TDX != nil {
 		if d := a.tdGate(c.TDX); d != nil {
 			return d
@@ -288,4 +293,26 @@ func bitList(v uint64) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// bindingRank orders the evidence bindings, weakest (unknown) first.
+func bindingRank(b string) int {
+	switch b {
+	case claims.BindingReportData:
+		return 1
+	case claims.BindingTCG:
+		return 2
+	case claims.BindingTCGLabelled:
+		return 3
+	case claims.BindingTCGNonce:
+		return 4
+	}
+	return 0
+}
+
+func bindingHint(b string) string {
+	if b == claims.BindingTCGNonce {
+		return "after the handshake the workload must send session evidence, a fresh quote over this connection's TLS exporter (ratls.NewSessionEvidence)"
+	}
+	return "an asps RA-TLS certificate in the TCG format with the asps-domain label (ratls.NewCertificate makes one)"
 }

@@ -406,6 +406,7 @@ type fileApp struct {
 	TCBStatuses  json.RawMessage `json:"tcb_statuses"`
 	AdvisoryIDs  json.RawMessage `json:"advisory_ids"`
 	MinTCBEval   json.RawMessage `json:"min_tcb_evaluation_data_number"`
+	Binding      json.RawMessage `json:"binding"`
 	AllowDebug   json.RawMessage `json:"allow_debug"`
 	StoreToken   json.RawMessage `json:"store_token"`
 	Secrets      json.RawMessage `json:"secrets"`
@@ -535,6 +536,15 @@ func decodeApp(raw json.RawMessage, index int) (*App, []error) {
 	a.TCBStatuses = r.statuses(f.TCBStatuses)
 	a.AdvisoryIDs = r.advisories(f.AdvisoryIDs)
 	a.MinTCBEvalDataNumber, _ = r.u32("min_tcb_evaluation_data_number", f.MinTCBEval)
+	if b, ok := r.text("binding", f.Binding, false); ok {
+		switch b {
+		case "any":
+		case claims.BindingTCGLabelled, claims.BindingTCGNonce:
+			a.Binding = b
+		default:
+			r.fail("binding", ErrBadValue, "%s: want any (the default), %s or %s", quoteShort(b), claims.BindingTCGLabelled, claims.BindingTCGNonce)
+		}
+	}
 	a.AllowDebug = r.boolean("allow_debug", f.AllowDebug)
 	if tok, ok := r.text("store_token", f.StoreToken, false); ok {
 		if strings.TrimSpace(tok) == "" {

@@ -41,6 +41,9 @@ type App struct {
 	// AdvisoryIDs the app tolerates; "*" tolerates any.
 	AdvisoryIDs []string
 	AllowDebug  bool
+	// Binding is the weakest evidence binding the app accepts: "" (any),
+	// claims.BindingTCGLabelled or claims.BindingTCGNonce.
+	Binding string
 	// MinTCBEvalDataNumber, if not 0, refuses claims whose TCB was judged
 	// with collateral of a lower tcbEvaluationDataNumber (older TCB
 	// recovery): claims.Claims.TCBEvalDataNumber must be at least this.
