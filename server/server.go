@@ -204,6 +204,9 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	if err := s.peerClaims(ctx, d); err != nil {
 		return err
 	}
+	if err := s.sessionClaims(ctx, d); err != nil {
+		return err
+	}
 	app, err := s.opts.Policy.Match(d.claims)
 	if err != nil {
 		d.rec.ReasonCode = reasonCode(err)
