@@ -146,4 +146,3 @@ func (r *recordingCreds) GetRequestMetadata(ctx context.Context, uri ...string) 
 	}
 	return m, err
 }
-
