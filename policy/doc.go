@@ -100,6 +100,19 @@
 //   - allow_debug (default false): admit debug enclaves and TDs, whose host
 //     can read their memory. Dangerous; Describe warns about it.
 //
+//   - binding (default any): the weakest way the evidence may bind the
+//     workload's TLS key. "tcg-labelled": only an asps RA-TLS certificate
+//     (TCG DICE format whose claims buffer carries asps-domain
+//     "asps-ratls-v1", with report_data exactly SHA-256(buffer) followed by
+//     32 zero bytes) — raw-quote formats (Gramine, Occlum, SGX SDK), TCG
+//     buffers without the label and report data with bytes left over are
+//     refused with ErrBindingNotAllowed. "tcg-nonce": in addition, each
+//     connection must carry session evidence — a quote made after the
+//     handshake over the connection's TLS exporter (ratls.SessionNonce,
+//     label "EXPORTER-asps-attestation"), sent as gRPC metadata
+//     "asps-session-evidence-bin" (ratls.SessionCredentials does it) — so
+//     no recorded quote can be replayed. See "Quote oracles" below.
+//
 // and what the app may read:
 //
 //   - secrets (required, non-empty): secret name → store reference. The
@@ -119,14 +132,44 @@
 // *Denial: errors.Is tells the reason (ErrNoMatchingApp, ErrDebugNotAllowed,
 // ErrTCBStatusNotAllowed, ErrAdvisoryNotAllowed, ErrSimulatedNotAllowed,
 // ErrTEEMismatch, ErrBadClaims, ErrTDAttributeNotAllowed,
-// ErrServiceTDNotAllowed, ErrTCBEvaluationTooOld) and Detail shows seen vs expected, naming
+// ErrServiceTDNotAllowed, ErrTCBEvaluationTooOld, ErrBindingNotAllowed)
+// and Detail shows seen vs expected, naming
 // the closest app. App.Authorize is all or nothing: one name the app may
 // not read refuses the request with ErrSecretNotAllowed. Load errors are
 // *LoadError values naming app and field.
 //
+// # Quote oracles: what a workload must never do
+//
+// An allowed workload must never produce a quote over report data that
+// someone else chose: no "quote this for me" endpoint, no "attest this
+// public key" service, no debugging hook that passes caller input to the
+// quoting API. asps accepts a certificate whose quote's report_data starts
+// with a hash of the certificate's key (or of a claims buffer naming it);
+// whoever can make an allowed workload quote SHA-256 of their own key gets
+// evidence that the server cannot tell from the workload's own, and reads
+// the workload's secrets with it — for as long as that quote's platform
+// stays trusted, not just once. If the workload must quote for others, put
+// the caller's data under the workload's own domain prefix (quote
+// SHA-256("myapp-v1" || data), never data itself), and set the app's
+// binding in the policy:
+//
+//   - binding: tcg-labelled refuses every format such an oracle most easily
+//     yields (raw quotes over a key hash, TCG buffers without asps's label,
+//     report data the caller could partly fill). It does not help against
+//     an oracle that quotes 64 raw caller-chosen bytes.
+//   - binding: tcg-nonce requires, on every connection, a fresh quote over
+//     that connection's TLS exporter. A quote an attacker obtained once is
+//     useless on the next connection; an oracle the attacker can still
+//     call live remains a hole only the workload can close.
+//
+// Default (binding: any) keeps every existing certificate working.
+//
 // # Reloading
 //
-// A Holder keeps the current policy behind an atomic pointer. Reload (for
+// A Holder keeps the current policy behind an atomic pointer. One request
+// sees one policy: the *App that Match returns belongs to the policy it
+// came from, and SecretRef.InlineValue reads values imported inline from
+// that app, never from the policy in force later. Reload (for
 // SIGHUP) and Watch (polling size, mtime and SHA-256) replace it only with a
 // policy that loads and passes the server's check; otherwise the old one
 // stays and the error says why.
