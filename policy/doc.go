@@ -99,7 +99,6 @@
 //     (ErrTCBEvaluationTooOld, naming seen vs required).
 //   - allow_debug (default false): admit debug enclaves and TDs, whose host
 //     can read their memory. Dangerous; Describe warns about it.
-//
 //   - binding (default any): the weakest way the evidence may bind the
 //     workload's TLS key. "tcg-labelled": only an asps RA-TLS certificate
 //     (TCG DICE format whose claims buffer carries asps-domain
