@@ -738,18 +738,6 @@ func (r *reader) sgxSelector(f *fileApp) *SGXSelector {
 	return s
 }
 
-// tdxCodeFields are the TDX selectors that measure code: the TD's virtual
-// firmware (mr_td) and what it and the kernel measured at boot (rtmr0: the
-// firmware's configuration, rtmr1: the kernel and boot loader, rtmr2: the
-// kernel command line and initrd, in the usual Linux TD layout).
-var tdxCodeFields = []string{"rtmr0", "rtmr1", "rtmr2"}
-
-// tdxNarrowFields say nothing about the TD's code: mr_config_id, mr_owner
-// and mr_owner_config are set by whoever launches the TD (the host), and
-// rtmr3 is extended by the running guest. They narrow a match; they never
-// make one.
-var tdxNarrowFields = []string{"mr_config_id", "mr_owner", "mr_owner_config", "rtmr3"}
-
 func (r *reader) tdxSelector(f *fileApp) *TDXSelector {
 	zero := map[string]string{
 		"mr_td":           "all zeros: a placeholder, not a measurement",
