@@ -43,6 +43,25 @@ const (
 	StatusUnknown = "Unknown"
 )
 
+// How evidence bound a quote to a TLS key (Claims.Binding), weakest first.
+const (
+	// BindingReportData: a raw-quote format whose report_data starts with
+	// a hash of the key. Any code in the workload that quotes data a
+	// caller chose (a hash of "its" key, say) can produce it.
+	BindingReportData = "report-data"
+	// BindingTCG: the TCG claims buffer names the key, and report_data
+	// starts with a hash of the buffer.
+	BindingTCG = "tcg"
+	// BindingTCGLabelled: BindingTCG with asps's domain label in the
+	// claims buffer, and report_data exactly SHA-256(buffer) followed by
+	// 32 zero bytes.
+	BindingTCGLabelled = "tcg-labelled"
+	// BindingTCGNonce: BindingTCGLabelled, and a quote made after the
+	// handshake over a fresh value of this very TLS connection (its
+	// exporter): a quote recorded earlier cannot be replayed.
+	BindingTCGNonce = "tcg-nonce"
+)
+
 // KnownStatuses lists every TCB status a verifier may report.
 var KnownStatuses = []string{
 	StatusUpToDate, StatusSWHardeningNeeded, StatusConfigurationNeeded,
@@ -144,6 +163,13 @@ type Claims struct {
 	// CollateralExpiry is the earliest nextUpdate / expiry among the
 	// collateral and certificates the verdict rests on.
 	CollateralExpiry time.Time `json:"collateral_expiry,omitzero"`
+	// TCBEvalDataNumber is the tcbEvaluationDataNumber of the collateral
+	// the TCB status was judged with: the lower of the TCB info's and the
+	// QE identity's. Zero when no TCB info was used (chain-only).
+	TCBEvalDataNumber uint32 `json:"tcb_evaluation_data_number,omitempty"`
+	// Binding says how the evidence bound the quote to the TLS key (one of
+	// the Binding* values); "" when the claims did not come through RA-TLS.
+	Binding string `json:"binding,omitempty"`
 	// Simulated is true when the evidence chains to a simulator root, not
 	// to Intel's.
 	Simulated bool `json:"simulated,omitempty"`
@@ -175,6 +201,9 @@ func (c *Claims) Fields() map[string]any {
 	}
 	if c.FMSPC != "" {
 		m["fmspc"] = c.FMSPC
+	}
+	if c.TCBEvalDataNumber != 0 {
+		m["tcb_evaluation_data_number"] = c.TCBEvalDataNumber
 	}
 	if !c.TCBDate.IsZero() {
 		m["tcb_date"] = c.TCBDate.UTC().Format(time.RFC3339)

@@ -399,6 +399,8 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	res.TCBStatus = status
 	res.AdvisoryIDs = dedupe(advisories)
 	res.TCBEvaluationDataNumber = ti.TCBEvaluationDataNumber
+	// The claims carry the older of the two evaluations the status rests on.
+	res.TCBEvalDataNumber = uint32(max(0, min(ti.TCBEvaluationDataNumber, qi.TCBEvaluationDataNumber)))
 	res.CollateralExpiry = expiry
 	if status == claims.StatusRevoked {
 		detail := fmt.Sprintf("platform %s, QE %s", res.PlatformTCBStatus, res.QETCBStatus)

@@ -65,6 +65,10 @@ func (p *Policy) Describe(w io.Writer) error {
 			hexField("mr_config_id", t.MrConfigID)
 			hexField("mr_owner", t.MrOwner)
 			hexField("mr_owner_config", t.MrOwnerConfig)
+			hexField("mr_servicetd", t.MrServiceTd)
+			if t.AllowSeptVE {
+				field("sept_ve", "ALLOWED (no SEPT_VE_DISABLE)")
+			}
 		}
 		field("tcb_statuses", strings.Join(a.TCBStatuses, ", "))
 		switch {
@@ -74,6 +78,14 @@ func (p *Policy) Describe(w io.Writer) error {
 			field("advisory_ids", "none tolerated")
 		default:
 			field("advisory_ids", strings.Join(a.AdvisoryIDs, ", "))
+		}
+		if a.Binding != "" {
+			field("binding", a.Binding)
+		} else {
+			field("binding", "any")
+		}
+		if a.MinTCBEvalDataNumber > 0 {
+			field("min_tcb_eval", strconv.FormatUint(uint64(a.MinTCBEvalDataNumber), 10)+" (tcbEvaluationDataNumber)")
 		}
 		if a.AllowDebug {
 			field("debug", "ALLOWED")
@@ -96,6 +108,12 @@ func (a *App) warnings() []string {
 	var out []string
 	if a.AllowDebug {
 		out = append(out, "allow_debug: a debug workload's host can read its memory, and these secrets with it")
+	}
+	if a.TDX != nil && a.TDX.AllowSeptVE {
+		out = append(out, "allow_sept_ve: TDs without SEPT_VE_DISABLE are admitted; their host can remove private pages under them")
+	}
+	if a.TDX != nil && a.TDX.MrServiceTd != nil {
+		out = append(out, "mr_servicetd: TDs bound to this service TD (e.g. a migration TD, which can read their state) are admitted")
 	}
 	if slices.Contains(a.AdvisoryIDs, "*") {
 		out = append(out, `advisory_ids "*": platforms with any known, unpatched vulnerability may read these secrets`)

@@ -37,6 +37,12 @@
 // Top level:
 //
 //   - apps (required, non-empty): the apps, matched in file order.
+//   - min_tcb_evaluation_data_number (default none): refuse claims whose
+//     TCB status was judged with collateral of a lower
+//     tcbEvaluationDataNumber (claims.Claims.TCBEvalDataNumber, the lower of
+//     the TCB info's and the QE identity's): older collateral judges the
+//     platform by the standards before a TCB recovery. A floor for every
+//     app; an app's own value can raise it, never lower it.
 //   - allow_simulated (default false): claims with Simulated set are refused
 //     unless it is true. A production server must refuse a policy that sets
 //     it (Policy.AllowSimulated; NewHolder's check applies it on every reload).
@@ -51,8 +57,37 @@
 //     mr_signer stands alone, isv_prod_id is required. isv_prod_id (equal),
 //     min_isv_svn (isv_svn >= it), config_id (64 bytes hex, equal),
 //     min_config_svn (config_svn >= it).
-//   - TDX: mr_td (48 bytes hex, required), rtmr0..rtmr3, mr_config_id,
-//     mr_owner, mr_owner_config (48 bytes hex each, equal when set).
+//   - TDX: mr_td (48 bytes hex, required) and at least one of rtmr0,
+//     rtmr1, rtmr2: together they pin the TD's code (firmware; firmware
+//     configuration, kernel, command line). mr_config_id, mr_owner,
+//     mr_owner_config and rtmr3 only narrow a match: the first three are
+//     chosen by the host that launches the TD and rtmr3 is extended by the
+//     guest at run time, so a TD with the same firmware and an attacker's
+//     kernel can show any value of them. An app without rtmr0-2 is refused
+//     at load, and `asps policy check` says what is missing and why. All
+//     48 bytes hex, equal when set, never all zeros (all zeros is what
+//     every TD shows when nothing was set or measured, so it selects
+//     nothing).
+//   - TDX attributes (checked once the identity matched, like debug):
+//     a TD without TDATTRIBUTES.SEPT_VE_DISABLE (bit 28) is refused — its
+//     host can pull private pages from under it and it must handle the
+//     resulting #VE itself — unless the app sets allow_sept_ve: true. A TD
+//     bound to a service TD (non-zero MR_SERVICETD, TD 1.5: a migration TD,
+//     for instance, can read its state) is refused unless the app names
+//     that service TD in mr_servicetd (48 bytes hex), which MR_SERVICETD
+//     must then equal. MIGRATABLE (bit 29) is admitted only for a TD bound
+//     to the migration TD the app names in mr_servicetd. DEBUG (bit 0) is
+//     allow_debug's; the other TD-under-debug bits (1-7) and reserved
+//     security bits (8-26) are always refused, since their effect on the
+//     TD's isolation is unknown. LASS (27), PKS (30), KL (31) and the
+//     OTHER bits (32-63, PERFMON among them, which by definition do not
+//     affect the TD's security) are CPU features that give the host no
+//     access to the TD and are admitted.
+//   - SGX attributes: DEBUG (bit 1) is the only one that lets the host read
+//     the enclave's memory (allow_debug). PROVISION_KEY, EINITTOKEN_KEY and
+//     KSS give the enclave itself access to keys or identity fields; they
+//     expose nothing to the host, and mr_enclave/mr_signer already pin
+//     the code that could use them, so they are not refused.
 //   - tcb_statuses: the TCB statuses accepted (names of
 //     claims.KnownStatuses, any case); default [UpToDate]. Revoked is never
 //     accepted.
@@ -60,8 +95,22 @@
 //     any other advisory ID is refused. Default none. "*" tolerates any
 //     advisory — dangerous: it admits platforms with known, unpatched
 //     vulnerabilities, and Describe warns about it.
+//   - min_tcb_evaluation_data_number: as the top-level field, for this app
+//     (ErrTCBEvaluationTooOld, naming seen vs required).
 //   - allow_debug (default false): admit debug enclaves and TDs, whose host
 //     can read their memory. Dangerous; Describe warns about it.
+//   - binding (default any): the weakest way the evidence may bind the
+//     workload's TLS key. "tcg-labelled": only an asps RA-TLS certificate
+//     (TCG DICE format whose claims buffer carries asps-domain
+//     "asps-ratls-v1", with report_data exactly SHA-256(buffer) followed by
+//     32 zero bytes) — raw-quote formats (Gramine, Occlum, SGX SDK), TCG
+//     buffers without the label and report data with bytes left over are
+//     refused with ErrBindingNotAllowed. "tcg-nonce": in addition, each
+//     connection must carry session evidence — a quote made after the
+//     handshake over the connection's TLS exporter (ratls.SessionNonce,
+//     label "EXPORTER-asps-attestation"), sent as gRPC metadata
+//     "asps-session-evidence-bin" (ratls.SessionCredentials does it) — so
+//     no recorded quote can be replayed. See "Quote oracles" below.
 //
 // and what the app may read:
 //
@@ -73,22 +122,53 @@
 //
 // Measurements are hex of exactly the stated length (either case, optional
 // 0x). An empty, non-hex, wrong-length or (for mr_enclave, mr_signer and
-// mr_td) all-zero value is an error: Intel's ASPS treats "" or "abc" as
-// matching anything; asps refuses the file.
+// every TDX field) all-zero value is an error: Intel's ASPS treats "" or
+// "abc" as matching anything; asps refuses the file.
 //
 // # Decisions
 //
 // Policy.Match returns the first app whose selectors all hold, or a
 // *Denial: errors.Is tells the reason (ErrNoMatchingApp, ErrDebugNotAllowed,
 // ErrTCBStatusNotAllowed, ErrAdvisoryNotAllowed, ErrSimulatedNotAllowed,
-// ErrTEEMismatch, ErrBadClaims) and Detail shows seen vs expected, naming
+// ErrTEEMismatch, ErrBadClaims, ErrTDAttributeNotAllowed,
+// ErrServiceTDNotAllowed, ErrTCBEvaluationTooOld, ErrBindingNotAllowed)
+// and Detail shows seen vs expected, naming
 // the closest app. App.Authorize is all or nothing: one name the app may
 // not read refuses the request with ErrSecretNotAllowed. Load errors are
 // *LoadError values naming app and field.
 //
+// # Quote oracles: what a workload must never do
+//
+// An allowed workload must never produce a quote over report data that
+// someone else chose: no "quote this for me" endpoint, no "attest this
+// public key" service, no debugging hook that passes caller input to the
+// quoting API. asps accepts a certificate whose quote's report_data starts
+// with a hash of the certificate's key (or of a claims buffer naming it);
+// whoever can make an allowed workload quote SHA-256 of their own key gets
+// evidence that the server cannot tell from the workload's own, and reads
+// the workload's secrets with it — for as long as that quote's platform
+// stays trusted, not just once. If the workload must quote for others, put
+// the caller's data under the workload's own domain prefix (quote
+// SHA-256("myapp-v1" || data), never data itself), and set the app's
+// binding in the policy:
+//
+//   - binding: tcg-labelled refuses every format such an oracle most easily
+//     yields (raw quotes over a key hash, TCG buffers without asps's label,
+//     report data the caller could partly fill). It does not help against
+//     an oracle that quotes 64 raw caller-chosen bytes.
+//   - binding: tcg-nonce requires, on every connection, a fresh quote over
+//     that connection's TLS exporter. A quote an attacker obtained once is
+//     useless on the next connection; an oracle the attacker can still
+//     call live remains a hole only the workload can close.
+//
+// Default (binding: any) keeps every existing certificate working.
+//
 // # Reloading
 //
-// A Holder keeps the current policy behind an atomic pointer. Reload (for
+// A Holder keeps the current policy behind an atomic pointer. One request
+// sees one policy: the *App that Match returns belongs to the policy it
+// came from, and SecretRef.InlineValue reads values imported inline from
+// that app, never from the policy in force later. Reload (for
 // SIGHUP) and Watch (polling size, mtime and SHA-256) replace it only with a
 // policy that loads and passes the server's check; otherwise the old one
 // stays and the error says why.

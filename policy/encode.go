@@ -14,6 +14,7 @@ import (
 // through exactly the checks of a hand-written one).
 type encPolicy struct {
 	AllowSimulated bool     `json:"allow_simulated,omitempty" yaml:"allow_simulated,omitempty"`
+	MinTCBEval     uint32   `json:"min_tcb_evaluation_data_number,omitempty" yaml:"min_tcb_evaluation_data_number,omitempty"`
 	Apps           []encApp `json:"apps" yaml:"apps"`
 }
 
@@ -35,19 +36,24 @@ type encApp struct {
 	MrConfigID    string            `json:"mr_config_id,omitempty" yaml:"mr_config_id,omitempty"`
 	MrOwner       string            `json:"mr_owner,omitempty" yaml:"mr_owner,omitempty"`
 	MrOwnerConfig string            `json:"mr_owner_config,omitempty" yaml:"mr_owner_config,omitempty"`
+	MrServiceTd   string            `json:"mr_servicetd,omitempty" yaml:"mr_servicetd,omitempty"`
+	AllowSeptVE   bool              `json:"allow_sept_ve,omitempty" yaml:"allow_sept_ve,omitempty"`
 	TCBStatuses   []string          `json:"tcb_statuses,omitempty" yaml:"tcb_statuses,omitempty"`
 	AdvisoryIDs   []string          `json:"advisory_ids,omitempty" yaml:"advisory_ids,omitempty"`
+	MinTCBEval    uint32            `json:"min_tcb_evaluation_data_number,omitempty" yaml:"min_tcb_evaluation_data_number,omitempty"`
+	Binding       string            `json:"binding,omitempty" yaml:"binding,omitempty"`
 	AllowDebug    bool              `json:"allow_debug,omitempty" yaml:"allow_debug,omitempty"`
 	StoreToken    string            `json:"store_token,omitempty" yaml:"store_token,omitempty"`
 	Secrets       map[string]string `json:"secrets" yaml:"secrets"`
 }
 
 func (p *Policy) file() encPolicy {
-	doc := encPolicy{AllowSimulated: p.AllowSimulated}
+	doc := encPolicy{AllowSimulated: p.AllowSimulated, MinTCBEval: p.MinTCBEvalDataNumber}
 	for _, a := range p.Apps {
 		e := encApp{
 			ID: a.ID, TEE: string(a.TEE), Runtime: a.Runtime,
-			TCBStatuses: a.TCBStatuses, AdvisoryIDs: a.AdvisoryIDs, AllowDebug: a.AllowDebug,
+			TCBStatuses: a.TCBStatuses, AdvisoryIDs: a.AdvisoryIDs, AllowDebug: a.AllowDebug, MinTCBEval: a.MinTCBEvalDataNumber,
+			Binding:    a.Binding,
 			StoreToken: a.StoreToken.Reveal(), Secrets: a.secrets,
 		}
 		if s := a.SGX; s != nil {
@@ -57,6 +63,7 @@ func (p *Policy) file() encPolicy {
 		if t := a.TDX; t != nil {
 			e.MrTd, e.MrConfigID, e.MrOwner, e.MrOwnerConfig = t.MrTd.String(), t.MrConfigID.String(), t.MrOwner.String(), t.MrOwnerConfig.String()
 			e.Rtmr0, e.Rtmr1, e.Rtmr2, e.Rtmr3 = t.Rtmr[0].String(), t.Rtmr[1].String(), t.Rtmr[2].String(), t.Rtmr[3].String()
+			e.MrServiceTd, e.AllowSeptVE = t.MrServiceTd.String(), t.AllowSeptVE
 		}
 		doc.Apps = append(doc.Apps, e)
 	}

@@ -40,6 +40,19 @@ var (
 	ErrTCBStatusNotAllowed = errors.New("tcb status not allowed")
 	ErrAdvisoryNotAllowed  = errors.New("advisory not allowed")
 	ErrSecretNotAllowed    = errors.New("secret not allowed")
+	// ErrTDAttributeNotAllowed: a TD attribute that weakens the TD's
+	// isolation from its host (no SEPT_VE_DISABLE, MIGRATABLE without a
+	// named service TD, a reserved debug or security bit).
+	ErrTDAttributeNotAllowed = errors.New("td attribute not allowed")
+	// ErrServiceTDNotAllowed: the TD is bound to a service TD (non-zero
+	// MR_SERVICETD) that the app does not name.
+	ErrServiceTDNotAllowed = errors.New("service td not allowed")
+	// ErrBindingNotAllowed: the evidence binds the key more weakly than
+	// the app's "binding" requires.
+	ErrBindingNotAllowed = errors.New("binding not allowed")
+	// ErrTCBEvaluationTooOld: the TCB was judged with collateral older
+	// than the policy's min_tcb_evaluation_data_number.
+	ErrTCBEvaluationTooOld = errors.New("tcb evaluation data number too low")
 )
 
 // LoadError is one problem in a policy file (or in a file being imported).

@@ -71,6 +71,11 @@ func FuzzParse(f *testing.F) {
 					t.Fatalf("round trip %s changed the policy:\n%s\n%s", format, a.String(), b.String())
 				}
 			}
+			for _, a := range p.Apps {
+				if a.TDX != nil {
+					checkTDXPinsCode(t, a)
+				}
+			}
 			if err := p.Describe(io.Discard); err != nil {
 				t.Fatal(err)
 			}
@@ -103,10 +108,28 @@ func FuzzParse(f *testing.F) {
 			for _, a := range got.Policy.Apps {
 				sgxOK := a.SGX != nil && (a.SGX.MrEnclave != nil || a.SGX.MrSigner != nil)
 				tdxOK := a.TDX != nil && a.TDX.MrTd != nil
+				if a.TDX != nil {
+					checkTDXPinsCode(t, a)
+				}
 				if !sgxOK && !tdxOK {
 					t.Fatalf("imported app %q without measurement", a.ID)
 				}
 			}
 		}
 	})
+}
+
+// checkTDXPinsCode: every TDX app that loads pins code (mr_td and one of
+// rtmr0-2) and no TDX selector is all zeros.
+func checkTDXPinsCode(t *testing.T, a *App) {
+	t.Helper()
+	s := a.TDX
+	if s.MrTd == nil || (s.Rtmr[0] == nil && s.Rtmr[1] == nil && s.Rtmr[2] == nil) {
+		t.Fatalf("tdx app %q loaded without mr_td and an rtmr0-2", a.ID)
+	}
+	for _, h := range []claims.Hex{s.MrTd, s.Rtmr[0], s.Rtmr[1], s.Rtmr[2], s.Rtmr[3], s.MrConfigID, s.MrOwner, s.MrOwnerConfig, s.MrServiceTd} {
+		if h != nil && !bytes.ContainsFunc(h, func(r rune) bool { return r != 0 }) {
+			t.Fatalf("tdx app %q loaded with an all-zero selector", a.ID)
+		}
+	}
 }

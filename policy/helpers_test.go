@@ -22,6 +22,7 @@ const (
 	hexT1 = "bac70e641d1b61e5f673f1c72ea1ab1a4e3f7393764d6711875d1ed348ca2c49d727404eb37b25cd993c56a1eda6856b"
 	hexR1 = "e4339a8cf732eb80f73fce42e60da65d6b1d4f00a4bf8183b82ae7cb3095a5926e6ac0a0d9d4540dce4132429a684789"
 	hexZ  = "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+	hexO1 = "0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e" // a TD owner
 	hexZ2 = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
 
 	exampleToken = "hvs.CAESIexample" // the store_token of the doc example
@@ -55,6 +56,7 @@ func tdxClaims(t testing.TB, mrTd, rtmr1 string) *claims.Claims {
 		TDX: &claims.TDXIdentity{
 			MrTd: mustHex(t, mrTd), Rtmr0: z, Rtmr1: mustHex(t, rtmr1), Rtmr2: z, Rtmr3: z,
 			MrConfigID: z, MrOwner: z, MrOwnerConfig: z,
+			TdAttributes: claims.Hex{0, 0, 0, 0x10, 0, 0, 0, 0}, // SEPT_VE_DISABLE, as production Linux TDs
 		},
 	}
 }

@@ -23,6 +23,7 @@ type Imported struct {
 	// "occlum", or "asps" (a file already in this package's format).
 	Format string
 	// Policy is the equivalent policy, validated like a hand-written one.
+	// Its apps carry the Inline values (see SecretRef.InlineValue).
 	Policy *Policy
 	// Inline maps each InlinePrefix reference of Policy to its value,
 	// verbatim as the original server sent it (Occlum's secret_config holds
@@ -624,7 +625,6 @@ func (imp *Imported) finish(apps []encApp, errs []error) (*Imported, error) {
 	if err != nil {
 		return nil, err
 	}
-	imp.Policy = p
 	used := make(map[string]bool)
 	for _, a := range p.Apps {
 		for _, ref := range a.secrets {
@@ -635,6 +635,10 @@ func (imp *Imported) finish(apps []encApp, errs []error) (*Imported, error) {
 		if !used[ref] {
 			delete(imp.Inline, ref)
 		}
+	}
+	// The values travel with the policy they belong to.
+	if imp.Policy, err = p.WithInline(imp.Inline); err != nil {
+		return nil, err
 	}
 	imp.warn("imported apps accept TCB status UpToDate only, tolerate no advisory and refuse debug enclaves unless stated above; " +
 		"the original did not check these: add tcb_statuses and advisory_ids where your platforms need them")

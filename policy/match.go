@@ -187,9 +187,28 @@ func (a *App) gate(c *claims.Claims) *Denial {
 		return &Denial{Reason: ErrDebugNotAllowed, App: a.ID, Detail: fmt.Sprintf(
 			"the workload is a debug %s (its host can read its memory) and app %q does not set allow_debug", c.TEE, a.ID)}
 	}
+	if a.Binding != "" && bindingRank(c.Binding) < bindingRank(a.Binding) {
+		return &Denial{Reason: ErrBindingNotAllowed, App: a.ID, Detail: fmt.Sprintf(
+			"the evidence binds the key by %s; app %q requires %s (binding): %s",
+			orNone(c.Binding), a.ID, a.Binding, bindingHint(a.Binding))}
+	}
+	if c.TEE == claims.TDX && a.TDX != nil {
+		if d := a.tdGate(c.TDX); d != nil {
+			return d
+		}
+	}
 	if !slices.Contains(a.TCBStatuses, c.TCBStatus) {
 		return &Denial{Reason: ErrTCBStatusNotAllowed, App: a.ID, Detail: fmt.Sprintf(
 			"tcb status %s not allowed (app %q accepts %s)", quoteShort(c.TCBStatus), a.ID, strings.Join(a.TCBStatuses, ", "))}
+	}
+	if a.MinTCBEvalDataNumber > 0 && c.TCBEvalDataNumber < a.MinTCBEvalDataNumber {
+		seen := strconv.FormatUint(uint64(c.TCBEvalDataNumber), 10)
+		if c.TCBEvalDataNumber == 0 {
+			seen = "(none: the TCB was not evaluated)"
+		}
+		return &Denial{Reason: ErrTCBEvaluationTooOld, App: a.ID, Detail: fmt.Sprintf(
+			"tcb evaluation data number %s is below the %d app %q requires (min_tcb_evaluation_data_number): the platform was judged with older collateral",
+			seen, a.MinTCBEvalDataNumber, a.ID)}
 	}
 	if slices.Contains(a.AdvisoryIDs, "*") {
 		return nil
@@ -205,4 +224,95 @@ func (a *App) gate(c *claims.Claims) *Denial {
 		}
 	}
 	return nil
+}
+
+// TDATTRIBUTES bits (Intel TDX module ABI): TUD bits 7:0 (TD under debug),
+// SEC bits 31:8 (may affect the TD's security), OTHER bits 63:32 (do not).
+const (
+	tdAttrDebug         = 1 << 0
+	tdAttrTUDReserved   = 0xfe // bits 7:1
+	tdAttrLASS          = 1 << 27
+	tdAttrSeptVEDisable = 1 << 28
+	tdAttrMigratable    = 1 << 29
+	tdAttrPKS           = 1 << 30
+	tdAttrKL            = 1 << 31
+	// tdAttrSECKnown are the SEC bits that do not open the TD to its host:
+	// LASS, PKS and KL are CPU features the TD may use; SEPT_VE_DISABLE and
+	// MIGRATABLE are checked on their own. Any other SEC bit is reserved
+	// and refused: a future bit may weaken isolation.
+	tdAttrSECKnown = tdAttrLASS | tdAttrSeptVEDisable | tdAttrMigratable | tdAttrPKS | tdAttrKL
+	tdAttrSEC      = 0xffffff00
+)
+
+// tdGate refuses TDs whose attributes or service-TD binding let something
+// outside the TD read or steer its memory, unless the app opted in.
+func (a *App) tdGate(id *claims.TDXIdentity) *Denial {
+	deny := func(reason error, format string, args ...any) *Denial {
+		return &Denial{Reason: reason, App: a.ID, Detail: fmt.Sprintf(format, args...)}
+	}
+	if len(id.TdAttributes) != 8 {
+		return &Denial{Reason: ErrBadClaims, App: a.ID, Detail: fmt.Sprintf("td_attributes is %d bytes, want 8", len(id.TdAttributes))}
+	}
+	var attrs uint64
+	for i := 7; i >= 0; i-- {
+		attrs = attrs<<8 | uint64(id.TdAttributes[i])
+	}
+	seen := id.TdAttributes.String()
+	if bits := attrs & tdAttrTUDReserved; bits != 0 {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s sets reserved TD-under-debug bit(s) %s: a TD its host may debug is refused", seen, bitList(bits))
+	}
+	if bits := attrs & tdAttrSEC &^ tdAttrSECKnown; bits != 0 {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s sets reserved security bit(s) %s, whose effect on the TD's isolation is unknown", seen, bitList(bits))
+	}
+	if attrs&tdAttrSeptVEDisable == 0 && !a.TDX.AllowSeptVE {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s lacks SEPT_VE_DISABLE (bit 28): the host can remove the TD's private pages and the TD "+
+			"takes #VE exceptions it may mishandle; app %q does not set allow_sept_ve", seen, a.ID)
+	}
+	if attrs&tdAttrMigratable != 0 && (a.TDX.MrServiceTd == nil || !bytes.Equal(id.MrServiceTd, a.TDX.MrServiceTd)) {
+		return deny(ErrTDAttributeNotAllowed, "td_attributes %s sets MIGRATABLE (bit 29): a migration TD can export the TD's memory and state; "+
+			"app %q admits that only when the TD is bound to the migration TD it names in mr_servicetd (bound: %s)", seen, a.ID, orNone(id.MrServiceTd.String()))
+	}
+	if slices.ContainsFunc(id.MrServiceTd, func(b byte) bool { return b != 0 }) {
+		switch {
+		case a.TDX.MrServiceTd == nil:
+			return deny(ErrServiceTDNotAllowed, "mr_servicetd %s is not zero: a bound service TD (a migration TD, say) can read the TD's state; "+
+				"app %q names no mr_servicetd", id.MrServiceTd, a.ID)
+		case !bytes.Equal(id.MrServiceTd, a.TDX.MrServiceTd):
+			return deny(ErrServiceTDNotAllowed, "mr_servicetd %s is not the service TD app %q names (%s)", id.MrServiceTd, a.ID, shortHex(a.TDX.MrServiceTd.String()))
+		}
+	}
+	return nil
+}
+
+// bitList names set bits: "1, 4".
+func bitList(v uint64) string {
+	var out []string
+	for i := range 64 {
+		if v&(1<<i) != 0 {
+			out = append(out, strconv.Itoa(i))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// bindingRank orders the evidence bindings, weakest (unknown) first.
+func bindingRank(b string) int {
+	switch b {
+	case claims.BindingReportData:
+		return 1
+	case claims.BindingTCG:
+		return 2
+	case claims.BindingTCGLabelled:
+		return 3
+	case claims.BindingTCGNonce:
+		return 4
+	}
+	return 0
+}
+
+func bindingHint(b string) string {
+	if b == claims.BindingTCGNonce {
+		return "after the handshake the workload must send session evidence, a fresh quote over this connection's TLS exporter (ratls.NewSessionEvidence)"
+	}
+	return "an asps RA-TLS certificate in the TCG format with the asps-domain label (ratls.NewCertificate makes one)"
 }

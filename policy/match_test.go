@@ -42,7 +42,7 @@ const matrixPolicy = `apps:
     tee: tdx
     mr_td: ` + hexT1 + `
     rtmr1: ` + hexR1 + `
-    mr_owner: ` + hexZ + `
+    mr_owner: ` + hexO1 + `
     secrets: {disk: kv/td/disk}
 `
 
@@ -65,6 +65,7 @@ func TestMatchMatrix(t *testing.T) {
 	}
 	tdx := func(mut func(c *claims.Claims)) *claims.Claims {
 		c := tdxClaims(t, hexT1, hexR1)
+		c.TDX.MrOwner = mustHex(t, hexO1)
 		if mut != nil {
 			mut(c)
 		}

@@ -377,6 +377,7 @@ func decodeError(err error, app string, index int, what string) error {
 
 type fileTop struct {
 	AllowSimulated json.RawMessage `json:"allow_simulated"`
+	MinTCBEval     json.RawMessage `json:"min_tcb_evaluation_data_number"`
 	Apps           json.RawMessage `json:"apps"`
 }
 
@@ -400,8 +401,12 @@ type fileApp struct {
 	MrConfigID   json.RawMessage `json:"mr_config_id"`
 	MrOwner      json.RawMessage `json:"mr_owner"`
 	MrOwnerCfg   json.RawMessage `json:"mr_owner_config"`
+	MrServiceTd  json.RawMessage `json:"mr_servicetd"`
+	AllowSeptVE  json.RawMessage `json:"allow_sept_ve"`
 	TCBStatuses  json.RawMessage `json:"tcb_statuses"`
 	AdvisoryIDs  json.RawMessage `json:"advisory_ids"`
+	MinTCBEval   json.RawMessage `json:"min_tcb_evaluation_data_number"`
+	Binding      json.RawMessage `json:"binding"`
 	AllowDebug   json.RawMessage `json:"allow_debug"`
 	StoreToken   json.RawMessage `json:"store_token"`
 	Secrets      json.RawMessage `json:"secrets"`
@@ -419,7 +424,8 @@ func (f *fileApp) sgxFields() []namedRaw {
 
 func (f *fileApp) tdxFields() []namedRaw {
 	return []namedRaw{{"mr_td", f.MrTd}, {"rtmr0", f.Rtmr0}, {"rtmr1", f.Rtmr1}, {"rtmr2", f.Rtmr2},
-		{"rtmr3", f.Rtmr3}, {"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg}}
+		{"rtmr3", f.Rtmr3}, {"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg},
+		{"mr_servicetd", f.MrServiceTd}, {"allow_sept_ve", f.AllowSeptVE}}
 }
 
 func decodePolicy(js []byte) (*Policy, error) {
@@ -432,6 +438,7 @@ func decodePolicy(js []byte) (*Policy, error) {
 	}
 	r := &reader{}
 	p := &Policy{AllowSimulated: r.boolean("allow_simulated", top.AllowSimulated)}
+	p.MinTCBEvalDataNumber, _ = r.u32("min_tcb_evaluation_data_number", top.MinTCBEval)
 	var raws []json.RawMessage
 	switch {
 	case !present(top.Apps) || string(top.Apps) == "null":
@@ -456,6 +463,8 @@ func decodePolicy(js []byte) (*Policy, error) {
 			continue
 		}
 		ids[key] = i + 1
+		// The policy-wide minimum is a floor no app can lower.
+		a.MinTCBEvalDataNumber = max(a.MinTCBEvalDataNumber, p.MinTCBEvalDataNumber)
 		p.Apps = append(p.Apps, a)
 	}
 	if len(errs) > 0 {
@@ -526,6 +535,16 @@ func decodeApp(raw json.RawMessage, index int) (*App, []error) {
 	}
 	a.TCBStatuses = r.statuses(f.TCBStatuses)
 	a.AdvisoryIDs = r.advisories(f.AdvisoryIDs)
+	a.MinTCBEvalDataNumber, _ = r.u32("min_tcb_evaluation_data_number", f.MinTCBEval)
+	if b, ok := r.text("binding", f.Binding, false); ok {
+		switch b {
+		case "any":
+		case claims.BindingTCGLabelled, claims.BindingTCGNonce:
+			a.Binding = b
+		default:
+			r.fail("binding", ErrBadValue, "%s: want any (the default), %s or %s", quoteShort(b), claims.BindingTCGLabelled, claims.BindingTCGNonce)
+		}
+	}
 	a.AllowDebug = r.boolean("allow_debug", f.AllowDebug)
 	if tok, ok := r.text("store_token", f.StoreToken, false); ok {
 		if strings.TrimSpace(tok) == "" {
@@ -610,6 +629,23 @@ func (r *reader) u16(field string, raw json.RawMessage) (uint16, bool) {
 		return 0, false
 	}
 	return uint16(v), true
+}
+
+// u32 reads a whole number 0..4294967295.
+func (r *reader) u32(field string, raw json.RawMessage) (uint32, bool) {
+	if !present(raw) {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(raw), 10, 32)
+	if err != nil {
+		if k := kindOf(raw); k != "a number" {
+			r.fail(field, ErrBadValue, "want a whole number, not %s", k)
+		} else {
+			r.fail(field, ErrBadValue, "%s: want a whole number 0..4294967295", quoteShort(string(raw)))
+		}
+		return 0, false
+	}
+	return uint32(v), true
 }
 
 func (r *reader) boolean(field string, raw json.RawMessage) bool {
@@ -703,26 +739,70 @@ func (r *reader) sgxSelector(f *fileApp) *SGXSelector {
 }
 
 func (r *reader) tdxSelector(f *fileApp) *TDXSelector {
+	zero := map[string]string{
+		"mr_td":           "all zeros: a placeholder, not a measurement",
+		"rtmr0":           "all zeros: an RTMR nothing was measured into; it pins no code",
+		"rtmr1":           "all zeros: an RTMR nothing was measured into; it pins no code",
+		"rtmr2":           "all zeros: an RTMR nothing was measured into; it pins no code",
+		"rtmr3":           "all zeros: the value of every TD whose guest never extended RTMR3; it selects nothing — leave it out",
+		"mr_config_id":    "all zeros: the value of every TD whose host set none; it selects nothing — leave it out",
+		"mr_owner":        "all zeros: the value of every TD whose host set none; it selects nothing — leave it out",
+		"mr_owner_config": "all zeros: the value of every TD whose host set none; it selects nothing — leave it out",
+		"mr_servicetd":    "all zeros: no service TD is bound, which is the default; leave it out",
+	}
+	m := func(field string, raw json.RawMessage) claims.Hex {
+		return r.measurementNonZero(field, raw, 48, zero[field])
+	}
 	s := &TDXSelector{
-		MrTd:          r.measurement("mr_td", f.MrTd, 48, false),
-		MrConfigID:    r.measurement("mr_config_id", f.MrConfigID, 48, true),
-		MrOwner:       r.measurement("mr_owner", f.MrOwner, 48, true),
-		MrOwnerConfig: r.measurement("mr_owner_config", f.MrOwnerCfg, 48, true),
+		MrTd:          m("mr_td", f.MrTd),
+		MrConfigID:    m("mr_config_id", f.MrConfigID),
+		MrOwner:       m("mr_owner", f.MrOwner),
+		MrOwnerConfig: m("mr_owner_config", f.MrOwnerCfg),
+		MrServiceTd:   m("mr_servicetd", f.MrServiceTd),
+		AllowSeptVE:   r.boolean("allow_sept_ve", f.AllowSeptVE),
 	}
 	for i, raw := range []json.RawMessage{f.Rtmr0, f.Rtmr1, f.Rtmr2, f.Rtmr3} {
-		s.Rtmr[i] = r.measurement(fmt.Sprintf("rtmr%d", i), raw, 48, true)
+		s.Rtmr[i] = m(rtmrNames[i], raw)
 	}
 	if !present(f.MrTd) {
 		r.fail("mr_td", ErrNoSelector, "a tdx app needs mr_td; without it it would match any trust domain")
+		return s
 	}
 	// MRTD measures only the TD's virtual firmware, which a cloud gives
 	// every tenant alike; the kernel, its command line and the workload
-	// are measured into the RTMRs, and MRCONFIGID/MROWNER name the
-	// tenant's own configuration.
-	if present(f.MrTd) && !present(f.Rtmr0) && !present(f.Rtmr1) && !present(f.Rtmr2) && !present(f.Rtmr3) && !present(f.MrConfigID) && !present(f.MrOwner) {
-		r.fail("mr_td", ErrNoSelector, "mr_td alone measures only the TD firmware, which other tenants share: add rtmr0-3 (kernel, command line, workload) or mr_config_id / mr_owner")
+	// are measured into RTMR0-2. MRCONFIGID, MROWNER and MROWNERCONFIG are
+	// chosen by the host that launches the TD, and RTMR3 is extended by
+	// the guest at run time: a TD with the same firmware and an attacker's
+	// kernel shows whatever values of those the attacker likes.
+	if !present(f.Rtmr0) && !present(f.Rtmr1) && !present(f.Rtmr2) {
+		var narrow []string
+		for _, nr := range []namedRaw{{"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg}, {"rtmr3", f.Rtmr3}} {
+			if present(nr.raw) {
+				narrow = append(narrow, nr.name)
+			}
+		}
+		has := "it names only mr_td"
+		if len(narrow) > 0 {
+			has = "it names mr_td and " + strings.Join(narrow, ", ")
+		}
+		r.fail("rtmr0-2", ErrNoSelector, "a tdx app must pin the TD's code: mr_td and at least one of rtmr0, rtmr1, rtmr2 (%s). "+
+			"mr_td measures only the TD firmware, which other tenants share; rtmr0-2 measure the firmware configuration, kernel and command line. "+
+			"mr_config_id, mr_owner and mr_owner_config are chosen by the host that launches the TD and rtmr3 is extended by the guest at run time, "+
+			"so they only narrow a match: a TD with the same firmware and another kernel could show them. "+
+			"Add the rtmr values of your TD (asps quote inspect or asps whoami shows them)", has)
 	}
 	return s
+}
+
+// measurementNonZero is measurement for fields where all zeros must never
+// select: zeroWhy says why, in the error.
+func (r *reader) measurementNonZero(field string, raw json.RawMessage, size int, zeroWhy string) claims.Hex {
+	h := r.measurement(field, raw, size, true)
+	if h != nil && !slices.ContainsFunc(h, func(b byte) bool { return b != 0 }) {
+		r.fail(field, ErrBadMeasurement, "%s", zeroWhy)
+		return nil
+	}
+	return h
 }
 
 // canonicalStatus finds a TCB status by name, ignoring case.

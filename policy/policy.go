@@ -15,6 +15,9 @@ type Policy struct {
 	// AllowSimulated admits claims whose evidence chains to a simulator
 	// root. A production server must refuse to run with it set.
 	AllowSimulated bool
+	// MinTCBEvalDataNumber is the policy-wide min_tcb_evaluation_data_number
+	// (0: none); every app's own minimum is at least this.
+	MinTCBEvalDataNumber uint32
 	// Apps in file order; Match returns the first that holds.
 	Apps []*App
 	// Source is the file the policy was loaded from ("" if parsed from bytes).
@@ -38,11 +41,28 @@ type App struct {
 	// AdvisoryIDs the app tolerates; "*" tolerates any.
 	AdvisoryIDs []string
 	AllowDebug  bool
+	// Binding is the weakest evidence binding the app accepts: "" (any),
+	// claims.BindingTCGLabelled or claims.BindingTCGNonce.
+	Binding string
+	// MinTCBEvalDataNumber, if not 0, refuses claims whose TCB was judged
+	// with collateral of a lower tcbEvaluationDataNumber (older TCB
+	// recovery): claims.Claims.TCBEvalDataNumber must be at least this.
+	MinTCBEvalDataNumber uint32
 	// StoreToken is the credential the store uses for this app, if any.
 	StoreToken Token
 
 	secrets map[string]string // name -> store reference
+	// inline holds the values of this app's InlinePrefix references
+	// (reference -> value), when the policy was imported with them. They
+	// belong to this app of this policy: a request that matched this app
+	// reads them from here, never from whatever policy is in force later.
+	inline map[string]*inlineValue
 }
+
+// inlineValue is a secret value written inline in an imported policy. It
+// is a pointer field so that printing a SecretRef shows an address, never
+// the value.
+type inlineValue struct{ b []byte }
 
 // SGXSelector is what an SGX enclave must show. Unset fields (nil, 0) are
 // not checked; Parse guarantees MrEnclave or MrSigner is set, and IsvProdID
@@ -56,14 +76,21 @@ type SGXSelector struct {
 	MinConfigSvn uint16
 }
 
-// TDXSelector is what a TDX trust domain must show. MrTd is always set; the
-// others are checked when set. All are 48 bytes.
+// TDXSelector is what a TDX trust domain must show. MrTd and at least one
+// of Rtmr[0..2] are always set (they pin code); the others only narrow and
+// are checked when set. All are 48 bytes, never all zeros.
 type TDXSelector struct {
 	MrTd          claims.Hex
 	Rtmr          [4]claims.Hex
 	MrConfigID    claims.Hex
 	MrOwner       claims.Hex
 	MrOwnerConfig claims.Hex
+	// MrServiceTd, if set, admits a TD bound to that service TD (a
+	// migration TD, say, which can read the TD's state): a non-zero
+	// MR_SERVICETD must equal it. Unset, a non-zero MR_SERVICETD is refused.
+	MrServiceTd claims.Hex
+	// AllowSeptVE admits a TD without TDATTRIBUTES.SEPT_VE_DISABLE.
+	AllowSeptVE bool
 }
 
 // SecretRef is one secret an app may read: the name the workload asked for
@@ -74,6 +101,57 @@ type SecretRef struct {
 	Name  string
 	Ref   string
 	Token Token // the app's store credential; unset means the store's own
+
+	inline *inlineValue
+}
+
+// InlineValue returns a copy of the value an imported policy held inline
+// for this reference, and true; or nil and false when the value is not in
+// the policy (then a store serves Ref). The value comes from the policy
+// whose app Authorize was called on — the one that matched the request —
+// so a reload between match and release cannot change it.
+func (r SecretRef) InlineValue() ([]byte, bool) {
+	if r.inline == nil {
+		return nil, false
+	}
+	return append([]byte(nil), r.inline.b...), true
+}
+
+// WithInline returns a copy of the policy whose apps carry vals, the values
+// of their InlinePrefix references (reference -> value; values are copied).
+// Every InlinePrefix reference of every app must have a value: a policy that
+// could only answer "not found" is refused here, when it is loaded. The
+// importers attach the values they read; a server that transforms them (an
+// Occlum secret file holds base64 text) attaches its own with WithInline.
+func (p *Policy) WithInline(vals map[string][]byte) (*Policy, error) {
+	out := *p
+	out.Apps = make([]*App, len(p.Apps))
+	var missing []string
+	for i, a := range p.Apps {
+		c := *a
+		c.inline = nil
+		for _, n := range a.SecretNames() {
+			ref := a.secrets[n]
+			if !strings.HasPrefix(ref, InlinePrefix) {
+				continue
+			}
+			v, ok := vals[ref]
+			if !ok {
+				missing = append(missing, fmt.Sprintf("app %q secret %q", a.ID, n))
+				continue
+			}
+			if c.inline == nil {
+				c.inline = make(map[string]*inlineValue)
+			}
+			c.inline[ref] = &inlineValue{b: append([]byte(nil), v...)}
+		}
+		out.Apps[i] = &c
+	}
+	if len(missing) > 0 {
+		return nil, &LoadError{Field: "secrets", Reason: ErrEmptySecretRef,
+			Detail: "no inline value for " + strings.Join(missing, ", ")}
+	}
+	return &out, nil
 }
 
 // App returns the app with the given id, or nil.
@@ -118,7 +196,7 @@ func (a *App) Authorize(names []string) ([]SecretRef, error) {
 				"secret %s is not one app %q may read (it may read: %s)",
 				quoteShort(n), a.ID, strings.Join(a.SecretNames(), ", "))}
 		}
-		refs = append(refs, SecretRef{Name: n, Ref: ref, Token: a.StoreToken})
+		refs = append(refs, SecretRef{Name: n, Ref: ref, Token: a.StoreToken, inline: a.inline[ref]})
 	}
 	return refs, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 
+	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap"
 )
 
@@ -20,6 +21,9 @@ type Binding struct {
 	Method string
 	// Err says why it does not bind; nil when Binds.
 	Err error
+	// Kind is how it binds, when it does: claims.BindingReportData,
+	// claims.BindingTCG or claims.BindingTCGLabelled.
+	Kind string
 }
 
 var prefixHashes = []struct {
@@ -56,7 +60,7 @@ func CheckBinding(ev *Evidence, q *dcap.Quote, spki []byte) Binding {
 	rd := q.ReportData()
 	if ev.Format != FormatTCG {
 		if name, ok := matchPrefix(rd, spki); ok {
-			return Binding{Binds: true, Method: fmt.Sprintf("report_data[0:%d] = %s(spki)", hashLen(name), name)}
+			return Binding{Binds: true, Kind: claims.BindingReportData, Method: fmt.Sprintf("report_data[0:%d] = %s(spki)", hashLen(name), name)}
 		}
 		want := sha256.Sum256(spki)
 		return Binding{Err: fail("check binding", ErrBindingMismatch,
@@ -82,7 +86,22 @@ func CheckBinding(ev *Evidence, q *dcap.Quote, spki []byte) Binding {
 		return Binding{Err: fail("check binding", ErrBindingMismatch, "report_data[0:32] = %s, want SHA-256(claims buffer) = %s",
 			hex.EncodeToString(rd[:32]), hex.EncodeToString(sum[:]))}
 	}
-	return Binding{Binds: true, Method: fmt.Sprintf("report_data[0:%d] = %s(claims-buffer); pubkey-hash = %s(spki)", hashLen(bufName), bufName, name)}
+	b := Binding{Binds: true, Kind: claims.BindingTCG, Method: fmt.Sprintf("report_data[0:%d] = %s(claims-buffer); pubkey-hash = %s(spki)", hashLen(bufName), bufName, name)}
+	if c.Domain == DomainCertificate && exactReportData(rd, ev.ClaimsBuffer) {
+		b.Kind = claims.BindingTCGLabelled
+		b.Method += "; " + ClaimDomain + " " + DomainCertificate
+	}
+	return b
+}
+
+// exactReportData reports whether report_data is SHA-256(buf) followed by
+// 32 zero bytes: all 64 bytes fixed by the buffer, none left for a caller
+// to choose.
+func exactReportData(rd [64]byte, buf []byte) bool {
+	var want [64]byte
+	sum := sha256.Sum256(buf)
+	copy(want[:], sum[:])
+	return rd == want
 }
 
 func hashLen(name string) int {

@@ -66,7 +66,7 @@ func NewCertificate(ctx context.Context, a attest.Attester, opts CertOptions) (t
 		return tls.Certificate{}, fmt.Errorf("ratls: new certificate: encode public key: %w", err)
 	}
 
-	claimsBuf, err := encodeClaimsBuffer(spki, opts.Nonce, attest.Runtime(a))
+	claimsBuf, err := encodeClaimsBufferIn(DomainCertificate, spki, opts.Nonce, attest.Runtime(a))
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("ratls: new certificate: %w", err)
 	}

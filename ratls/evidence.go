@@ -96,6 +96,21 @@ const (
 	// through the claims buffer's hash, but it is the workload's own
 	// statement: a measured workload can only say what its code says.
 	ClaimRuntime = "runtime"
+	// ClaimDomain is asps's domain-separation claim: it says what the
+	// quote over this claims buffer is for. A workload whose other code
+	// paths never quote a claims buffer with this claim cannot be turned
+	// into a source of certificate evidence by them (see the policy's
+	// "binding: tcg-labelled").
+	ClaimDomain = "asps-domain"
+)
+
+// Values of ClaimDomain.
+const (
+	// DomainCertificate marks the evidence of an asps RA-TLS certificate.
+	DomainCertificate = "asps-ratls-v1"
+	// DomainSession marks session evidence: a quote over the TLS
+	// exporter of one connection (see NewSessionEvidence).
+	DomainSession = "asps-session-v1"
 )
 
 // Evidence is one evidence extension of a certificate, decoded but not
@@ -127,6 +142,8 @@ type EvidenceClaims struct {
 	Nonce []byte
 	// Runtime is the "runtime" claim, "" when absent.
 	Runtime string
+	// Domain is the "asps-domain" claim, "" when absent.
+	Domain string
 }
 
 var decMode = func() cbor.DecMode {
@@ -349,6 +366,16 @@ func ParseClaimsBuffer(b []byte) (*EvidenceClaims, error) {
 		}
 		c.Runtime = string(r)
 	}
+	if raw, ok := m[ClaimDomain]; ok {
+		d, err := bstr(raw, "claim asps-domain")
+		if err != nil {
+			return nil, err
+		}
+		if !validRuntime(string(d)) {
+			return nil, bad("asps-domain claim %q is not 1-32 of [a-z0-9-]", d)
+		}
+		c.Domain = string(d)
+	}
 	if raw, ok := m[ClaimNonce]; ok {
 		n, err := bstr(raw, "claim nonce")
 		if err != nil {
@@ -366,6 +393,12 @@ func ParseClaimsBuffer(b []byte) (*EvidenceClaims, error) {
 // deterministically encoded map {"pubkey-hash": bstr .cbor [1, SHA-256(spki)]}
 // plus "nonce" when one is given.
 func encodeClaimsBuffer(spki, nonce []byte, runtime string) ([]byte, error) {
+	return encodeClaimsBufferIn("", spki, nonce, runtime)
+}
+
+// encodeClaimsBufferIn is encodeClaimsBuffer with an "asps-domain" claim
+// when domain is not "".
+func encodeClaimsBufferIn(domain string, spki, nonce []byte, runtime string) ([]byte, error) {
 	sum := sha256.Sum256(spki)
 	entry, err := encMode.Marshal([]any{uint64(HashSHA256), sum[:]})
 	if err != nil {
@@ -377,6 +410,9 @@ func encodeClaimsBuffer(spki, nonce []byte, runtime string) ([]byte, error) {
 	}
 	if runtime != "" {
 		m[ClaimRuntime] = []byte(runtime)
+	}
+	if domain != "" {
+		m[ClaimDomain] = []byte(domain)
 	}
 	b, err := encMode.Marshal(m)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"crypto/x509/pkix"
 	"testing"
 
+	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap"
 )
 
@@ -50,7 +51,13 @@ func FuzzParseEvidence(f *testing.F) {
 				}
 			}
 			if q, err := dcap.ParseQuote(ev.Quote); err == nil {
-				CheckBinding(ev, q, b)
+				bd := CheckBinding(ev, q, b)
+				switch {
+				case bd.Binds != (bd.Err == nil) || bd.Binds != (bd.Kind != ""):
+					t.Fatalf("binding %+v: Binds, Err and Kind disagree", bd)
+				case bd.Kind == claims.BindingTCGLabelled && (ev.Claims.Domain != DomainCertificate || !exactReportData(q.ReportData(), ev.ClaimsBuffer)):
+					t.Fatalf("labelled binding without the label or exact report data: %+v", bd)
+				}
 			}
 		}
 		ParseClaimsBuffer(b)

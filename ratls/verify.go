@@ -154,7 +154,8 @@ func (v *Verifier) verify(ctx context.Context, cert *x509.Certificate, now time.
 	if err != nil {
 		return nil, failWith("parse quote", ErrMalformedEvidence, err, "quote in extension %s", ev.OID)
 	}
-	if b := CheckBinding(ev, q, cert.RawSubjectPublicKeyInfo); !b.Binds {
+	b := CheckBinding(ev, q, cert.RawSubjectPublicKeyInfo)
+	if !b.Binds {
 		return nil, b.Err
 	}
 	c, err := v.qv.Verify(ctx, ev.Quote)
@@ -165,6 +166,7 @@ func (v *Verifier) verify(ctx context.Context, cert *x509.Certificate, now time.
 		return nil, fail("verify quote", ErrQuoteRejected, "quote verifier returned no claims")
 	}
 	c = cloneClaims(c)
+	c.Binding = b.Kind
 	rd := q.ReportData()
 	switch {
 	case len(c.ReportData) == 0:

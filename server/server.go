@@ -53,7 +53,8 @@ type Options struct {
 	// Policy decides which app a workload is and what it may read.
 	Policy *policy.Holder
 	// Store holds the secrets; Inline, if set, serves references that
-	// start with policy.InlinePrefix (values imported inline).
+	// start with policy.InlinePrefix whose value the matched policy does
+	// not carry itself (see policy.SecretRef.InlineValue).
 	Store  store.Store
 	Inline store.Store
 	// Audit records every decision (nil: none).
@@ -203,6 +204,9 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	if err := s.peerClaims(ctx, d); err != nil {
 		return err
 	}
+	if err := s.sessionClaims(ctx, d); err != nil {
+		return err
+	}
 	app, err := s.opts.Policy.Match(d.claims)
 	if err != nil {
 		d.rec.ReasonCode = reasonCode(err)
@@ -297,6 +301,11 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 // addresses, paths, its error text — goes only to the audit record and
 // the log.
 func (s *Server) fetch(ctx context.Context, d *decision, r policy.SecretRef) ([]byte, error) {
+	// A value imported inline comes with the matched app's policy
+	// snapshot: a reload since the match cannot change it.
+	if v, ok := r.InlineValue(); ok {
+		return v, nil
+	}
 	st := s.opts.Store
 	if strings.HasPrefix(r.Ref, policy.InlinePrefix) {
 		if s.opts.Inline == nil {

@@ -14,7 +14,6 @@ import (
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -238,10 +237,10 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 	} else if !errors.Is(err, policy.ErrUnknownField) && !errors.Is(err, policy.ErrSyntax) {
 		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
-	// Intel ASPS's or Occlum's format, imported again on every reload;
-	// values written inline in it are served from memory, and always the
-	// values of the policy in force.
-	inline := &importedInline{}
+	// Intel ASPS's or Occlum's format, imported again on every reload.
+	// Values written inline in it travel inside the imported policy
+	// (policy.SecretRef.InlineValue): a request reads those of the policy
+	// that matched it, whatever reloads happen meanwhile.
 	var vaultAddr string
 	parse := func(data []byte) (*policy.Policy, error) {
 		imp, err := policy.Import(data)
@@ -251,11 +250,11 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 		for _, w := range imp.Warnings {
 			logger.Warn("policy import", "file", path, "warning", w)
 		}
-		vals := imp.Inline
+		p := imp.Policy
 		if imp.Format == "occlum" {
 			// Occlum's secret file holds base64 text; the store holds
 			// the bytes, and the Occlum service encodes them again.
-			vals = make(map[string][]byte, len(imp.Inline))
+			vals := make(map[string][]byte, len(imp.Inline))
 			for ref, v := range imp.Inline {
 				b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(v)))
 				if err != nil {
@@ -263,59 +262,22 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 				}
 				vals[ref] = b
 			}
+			if p, err = p.WithInline(vals); err != nil {
+				return nil, err
+			}
 		}
 		// The imported formats cannot say allow_simulated; dev mode
 		// (--insecure-simulator-root) stands for it.
-		imp.Policy.AllowSimulated = dev
-		inline.add(imp.Policy, store.NewMemory(vals))
+		p.AllowSimulated = dev
 		vaultAddr = imp.VaultAddr
-		return imp.Policy, nil
+		return p, nil
 	}
 	h, err := policy.NewHolderWith(path, parse, check)
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
 	}
-	inline.h = h
-	return h, inline, vaultAddr, nil
+	return h, nil, vaultAddr, nil
 }
-
-// importedInline serves the values an imported policy held inline — those
-// of the policy in force, even across reloads.
-type importedInline struct {
-	h    *policy.Holder
-	mu   sync.Mutex
-	vals map[*policy.Policy]*store.File
-}
-
-func (s *importedInline) add(p *policy.Policy, f *store.File) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	keep := map[*policy.Policy]*store.File{p: f}
-	if s.h != nil {
-		if cur := s.h.Policy(); s.vals[cur] != nil {
-			keep[cur] = s.vals[cur]
-		}
-	}
-	s.vals = keep
-}
-
-func (s *importedInline) current() *store.File {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.vals[s.h.Policy()]
-}
-
-func (s *importedInline) Get(ctx context.Context, r store.Request) ([]byte, error) {
-	f := s.current()
-	if f == nil {
-		return nil, &store.Error{Store: "inline", Name: r.Name, Ref: r.Ref, Kind: store.ErrNotFound, Reason: "the policy in force holds no inline values"}
-	}
-	return f.Get(ctx, r)
-}
-
-func (s *importedInline) Check(context.Context) error { return nil }
-
-func (s *importedInline) Kind() string { return "file" }
 
 func openStore(spec string, vc store.VaultConfig, roleID string) (store.Store, error) {
 	switch {

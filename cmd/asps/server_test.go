@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/asps-project/asps/internal/testdata"
-	"github.com/asps-project/asps/store"
 	"io"
 	"log/slog"
 	"net"
@@ -235,7 +234,7 @@ func TestImportedPolicyReloads(t *testing.T) {
 		}
 	}
 	write("first")
-	h, inline, _, err := loadServerPolicy(path, false, slogDiscard())
+	h, _, _, err := loadServerPolicy(path, false, slogDiscard())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,9 +243,9 @@ func TestImportedPolicyReloads(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := inline.Get(context.Background(), storeRequest(refs[0].Name, refs[0].Ref))
-		if err != nil {
-			t.Fatal(err)
+		v, ok := refs[0].InlineValue()
+		if !ok {
+			t.Fatal("the imported policy carries no inline value")
 		}
 		return string(v)
 	}
@@ -271,8 +270,6 @@ func TestImportedPolicyReloads(t *testing.T) {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-func storeRequest(name, ref string) store.Request { return store.Request{Name: name, Ref: ref} }
 
 // TestDevCommand: `asps dev` as a process prints what to run next, and
 // that works; outside a TEE, `asps fetch` without --dev-dir says what it
