@@ -34,6 +34,10 @@ type Config struct {
 	ServerJudge *ServerJudge
 	// Cert shapes the RA-TLS certificate.
 	Cert ratls.CertOptions
+	// SessionEvidence sends, after the handshake, a fresh quote bound to
+	// the connection's TLS exporter (ratls.SessionCredentials): one more
+	// quote per connection, and what apps with binding: tcg-nonce require.
+	SessionEvidence bool
 	// DialOptions are appended to the gRPC dial options.
 	DialOptions []grpc.DialOption
 }
@@ -56,7 +60,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: RA-TLS certificate: %w", err)
 	}
 	creds := credentials.NewTLS(ratls.ClientConfig(cert, cfg.ServerAuth))
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.DialOptions...)
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if cfg.SessionEvidence {
+		opts = append(opts, grpc.WithPerRPCCredentials(ratls.SessionCredentials(cfg.Attester, cert)))
+	}
+	opts = append(opts, cfg.DialOptions...)
 	conn, err := grpc.NewClient(cfg.Server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", cfg.Server, err)

@@ -172,6 +172,9 @@ type clientFlags struct {
 	serverCollateral                            collateralFlags
 	tee, devDir, simTEE                         string
 	timeout                                     time.Duration
+	// sessionEvidence sends a fresh quote over the connection's TLS
+	// exporter after the handshake (apps with binding: tcg-nonce).
+	sessionEvidence bool
 }
 
 // rtmrFlags is --server-rtmr I=HEX, repeatable, I in 0..2.
@@ -205,6 +208,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.Var(&f.serverRtmr, "server-rtmr", "attest the server (TDX): RTMR `I=HEX`, I 0..2 (repeatable)")
 	fs.StringVar(&f.serverCollateral.pccs, "server-pccs", "", "PCS/PCCS `URL` for the collateral of the server's quote")
 	fs.StringVar(&f.serverCollateral.dir, "server-collateral-dir", "", "collateral bundle `DIR` for the server's quote")
+	fs.BoolVar(&f.sessionEvidence, "session-evidence", false, "after the handshake, send a second quote bound to this connection (its TLS exporter), so a recorded quote cannot be replayed; required by apps whose policy sets binding: tcg-nonce")
 	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
 	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --tee sim")
 	fs.StringVar(&f.simTEE, "sim-tee", "sgx", "dev mode: simulate an sgx enclave or a tdx trust domain")
@@ -241,7 +245,7 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.Dial(ctx, client.Config{Server: f.server, Attester: a, ServerAuth: auth, ServerJudge: judge})
+	return client.Dial(ctx, client.Config{Server: f.server, Attester: a, ServerAuth: auth, ServerJudge: judge, SessionEvidence: f.sessionEvidence})
 }
 
 // attestsServer reports whether the server is to be attested (it runs in
