@@ -84,16 +84,27 @@ def parse_quote(b: bytes) -> Quote:
     if body_type == 1:
         attributes = body[48:64]
         return Quote(
-            version=version, att_key_type=att_key_type, tee="sgx", body_type=1,
-            report_data=bytes(body[320:384]), debug=bool(attributes[0] & 0x02),
-            mr_enclave=bytes(body[64:96]), mr_signer=bytes(body[128:160]),
-            isv_prod_id=struct.unpack_from("<H", body, 256)[0], isv_svn=struct.unpack_from("<H", body, 258)[0],
+            version=version,
+            att_key_type=att_key_type,
+            tee="sgx",
+            body_type=1,
+            report_data=bytes(body[320:384]),
+            debug=bool(attributes[0] & 0x02),
+            mr_enclave=bytes(body[64:96]),
+            mr_signer=bytes(body[128:160]),
+            isv_prod_id=struct.unpack_from("<H", body, 256)[0],
+            isv_svn=struct.unpack_from("<H", body, 258)[0],
             length=end,
         )
     return Quote(
-        version=version, att_key_type=att_key_type, tee="tdx", body_type=body_type,
-        report_data=bytes(body[520:584]), debug=bool(body[120] & 0x01),
-        mr_td=bytes(body[136:184]), mr_seam=bytes(body[16:64]),
+        version=version,
+        att_key_type=att_key_type,
+        tee="tdx",
+        body_type=body_type,
+        report_data=bytes(body[520:584]),
+        debug=bool(body[120] & 0x01),
+        mr_td=bytes(body[136:184]),
+        mr_seam=bytes(body[16:64]),
         rtmr=tuple(bytes(body[328 + 48 * i : 376 + 48 * i]) for i in range(4)),
         length=end,
     )

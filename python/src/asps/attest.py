@@ -38,17 +38,20 @@ from .errors import AttestationError, Finding, NoTEEError
 
 __all__ = [
     "GRAMINE_ATTESTATION_TYPE",
+    "GRAMINE_QUOTE",
+    "GRAMINE_USER_REPORT_DATA",
     "OCCLUM_DEVICE",
     "SGXIOC_GEN_DCAP_QUOTE",
     "SGXIOC_GET_DCAP_QUOTE_SIZE",
+    "TSM",
     "TSM_REPORT_DIR",
     "Attester",
+    "FileSystem",
     "Gramine",
     "Occlum",
     "SGXDevice",
     "SimAttester",
     "SimIdentity",
-    "TSM",
     "by_name",
     "detect",
     "probe",
@@ -74,8 +77,7 @@ _GRAMINE_HINT = (
     "machine with the Intel DCAP quote provider, libsgx-dcap-default-qpl, configured for a PCCS)"
 )
 _TSM_NEEDS = (
-    "needs Linux 6.7 or later with CONFIG_TSM_REPORTS, configfs mounted on /sys/kernel/config and the "
-    "tdx_guest module loaded"
+    "needs Linux 6.7 or later with CONFIG_TSM_REPORTS, configfs mounted on /sys/kernel/config and the tdx_guest module loaded"
 )
 
 
@@ -132,18 +134,33 @@ def _check_quote(who: str, source: str, quote: bytes, tee: str, want: bytes) -> 
     return quote[: q.length]
 
 
-class _Files:
-    """Paths under a root (``/`` for the real system, a temporary tree in tests)."""
+class FileSystem:
+    """What the file-based attesters (Gramine, configfs-tsm) do with files, under a root.
 
-    def __init__(self, root: str | os.PathLike[str] | None) -> None:
+    The default is the operating system's, at ``/``. Tests substitute stand-ins
+    of Gramine's and the kernel's pseudo-files by overriding these methods
+    (pseudo-files act on close, so :meth:`write` is one write(2) to an
+    existing file).
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = os.fspath(root) if root else ""
 
     def path(self, p: str) -> str:
+        """p under the root."""
         return os.path.join(self.root, p.lstrip("/")) if self.root else p
 
-    @staticmethod
-    def write(p: str, b: bytes) -> None:
-        # Pseudo-files act on close: one write(2) to an existing file, no create, no truncate.
+    def stat(self, p: str) -> os.stat_result:
+        """os.stat."""
+        return os.stat(p)
+
+    def read(self, p: str) -> bytes:
+        """The whole file."""
+        with open(p, "rb") as f:
+            return f.read()
+
+    def write(self, p: str, b: bytes) -> None:
+        """One write(2) of b to an existing file (no create, no truncate), then close."""
         fd = os.open(p, os.O_WRONLY | os.O_CLOEXEC)
         try:
             n = os.write(fd, b)
@@ -151,6 +168,18 @@ class _Files:
                 raise OSError(errno.EIO, f"short write: {n} of {len(b)} bytes")
         finally:
             os.close(fd)
+
+    def mkdir(self, p: str) -> None:
+        """os.mkdir with mode 0700."""
+        os.mkdir(p, 0o700)
+
+    def rmdir(self, p: str) -> None:
+        """os.rmdir."""
+        os.rmdir(p)
+
+
+def _files(root: str | os.PathLike[str] | None, fs: FileSystem | None) -> FileSystem:
+    return fs if fs is not None else FileSystem(root)
 
 
 _gramine_lock = threading.Lock()
@@ -166,14 +195,14 @@ class Gramine(Attester):
 
     name = "gramine"
 
-    def __init__(self, *, root: str | os.PathLike[str] | None = None) -> None:
-        self._f = _Files(root)
+    def __init__(self, *, root: str | os.PathLike[str] | None = None, fs: FileSystem | None = None) -> None:
+        self._f = _files(root, fs)
 
     def _check(self) -> tuple[str, str]:
         """Return (seen, error); error is empty when usable."""
         p = self._f.path(GRAMINE_ATTESTATION_TYPE)
         try:
-            t = pathlib.Path(p).read_bytes().decode(errors="replace").strip()
+            t = self._f.read(p).decode(errors="replace").strip()
         except OSError as e:
             return _describe(e), f"gramine: {p}: {_describe(e)} (not inside a Gramine enclave?)"
         seen = f'attestation type "{t}"'
@@ -198,10 +227,12 @@ class Gramine(Attester):
             try:
                 self._f.write(urd, rd)
             except OSError as e:
-                raise AttestationError(f"gramine: write 64 bytes of report data to {urd}: {_describe(e)}", code="quote failed") from None
+                raise AttestationError(
+                    f"gramine: write 64 bytes of report data to {urd}: {_describe(e)}", code="quote failed"
+                ) from None
             qp = self._f.path(GRAMINE_QUOTE)
             try:
-                q = pathlib.Path(qp).read_bytes()
+                q = self._f.read(qp)
             except OSError as e:
                 raise AttestationError(
                     f"gramine: read {qp}: {_describe(e)} (is the AESM service running on the host, with the DCAP quote "
@@ -221,8 +252,8 @@ class TSM(Attester):
 
     name = "tsm"
 
-    def __init__(self, *, root: str | os.PathLike[str] | None = None, attempts: int = 3) -> None:
-        self._f = _Files(root)
+    def __init__(self, *, root: str | os.PathLike[str] | None = None, fs: FileSystem | None = None, attempts: int = 3) -> None:
+        self._f = _files(root, fs)
         self._attempts = attempts
 
     @property
@@ -236,7 +267,7 @@ class TSM(Attester):
         for _ in range(3):
             p = os.path.join(d, f"asps-{os.getpid()}-{os.urandom(8).hex()}")
             try:
-                os.mkdir(p, 0o700)
+                self._f.mkdir(p)
                 return p
             except FileExistsError as e:
                 err = e
@@ -247,30 +278,27 @@ class TSM(Attester):
         hint = " (creating a configfs-tsm report entry needs root)" if isinstance(err, PermissionError) else ""
         raise AttestationError(f"tsm: create a report entry in {d}: {_describe(err)}{hint}", code="quote failed")
 
-    @staticmethod
-    def _remove(entry: str) -> str:
+    def _remove(self, entry: str) -> str:
         try:
-            os.rmdir(entry)
+            self._f.rmdir(entry)
         except OSError as e:
             return f"tsm: remove report entry {entry}: {_describe(e)}"
         return ""
 
-    @staticmethod
-    def _provider(entry: str) -> tuple[str, str]:
+    def _provider(self, entry: str) -> tuple[str, str]:
         p = os.path.join(entry, "provider")
         try:
-            v = pathlib.Path(p).read_bytes().decode(errors="replace").strip()
+            v = self._f.read(p).decode(errors="replace").strip()
         except OSError as e:
             return "", f"tsm: read {p}: {_describe(e)} (no TSM provider registered? load the tdx_guest module)"
         if v != TSM_PROVIDER_TDX:
             return v, f'tsm: {p} is "{v}", want "{TSM_PROVIDER_TDX}": asps verifies Intel TDX quotes only'
         return v, ""
 
-    @staticmethod
-    def _generation(entry: str) -> int:
+    def _generation(self, entry: str) -> int:
         p = os.path.join(entry, "generation")
         try:
-            s = pathlib.Path(p).read_bytes().decode(errors="replace").strip()
+            s = self._f.read(p).decode(errors="replace").strip()
         except OSError as e:
             raise AttestationError(f"tsm: read {p}: {_describe(e)}", code="quote failed") from None
         if not s.isdigit():
@@ -280,7 +308,7 @@ class TSM(Attester):
     def _probe(self) -> tuple[str, str]:
         d = self._f.path(TSM_REPORT_DIR)
         try:
-            st = os.stat(d)
+            st = self._f.stat(d)
         except OSError as e:
             return _describe(e), f"tsm: {d}: {_describe(e)} (configfs-tsm {_TSM_NEEDS})"
         if not stat.S_ISDIR(st.st_mode):
@@ -328,7 +356,7 @@ class TSM(Attester):
             except OSError as e:
                 raise AttestationError(f"tsm: write 64 bytes to {inblob}: {_describe(e)}", code="quote failed") from None
             try:
-                out = pathlib.Path(outblob).read_bytes()
+                out = self._f.read(outblob)
             except OSError as e:
                 raise AttestationError(
                     f"tsm: read {outblob}: {_describe(e)} (the tdx_guest driver asks the host's Quote Generation Service "
@@ -406,21 +434,26 @@ class Occlum(Attester):
         self,
         *,
         root: str | os.PathLike[str] | None = None,
+        fs: FileSystem | None = None,
         open_device: Callable[[str], SGXDevice] | None = None,
     ) -> None:
-        self._f = _Files(root)
+        self._f = _files(root, fs)
         self._open_device: Callable[[str], SGXDevice] = open_device or _SysSGXDevice
 
     def _open(self) -> tuple[SGXDevice | None, str, str]:
         p = self._f.path(OCCLUM_DEVICE)
         try:
-            st = os.stat(p)
+            st = self._f.stat(p)
         except OSError as e:
             return None, _describe(e), f"occlum: {p}: {_describe(e)} (not inside an Occlum instance?)"
         if stat.S_ISDIR(st.st_mode):
-            return None, "a directory", (
-                f"occlum: {p} is a directory, want Occlum's SGX device: this is a host's SGX driver directory "
-                "(/dev/sgx/enclave, /dev/sgx/provision), so this process runs outside any enclave"
+            return (
+                None,
+                "a directory",
+                (
+                    f"occlum: {p} is a directory, want Occlum's SGX device: this is a host's SGX driver directory "
+                    "(/dev/sgx/enclave, /dev/sgx/provision), so this process runs outside any enclave"
+                ),
             )
         try:
             d = self._open_device(p)
@@ -500,42 +533,47 @@ class Occlum(Attester):
 _ORDER = ("tsm", "gramine", "occlum")
 
 
-def _probe_one(name: str, root: str | os.PathLike[str] | None, open_device: Callable[[str], SGXDevice] | None) -> Finding:
-    f = _Files(root)
+_Root = str | os.PathLike[str] | None
+_Open = Callable[[str], SGXDevice] | None
+
+
+def _build(name: str, root: _Root, fs: FileSystem | None, open_device: _Open) -> Attester:
     if name == "tsm":
-        seen, err = TSM(root=root)._probe()
+        return TSM(root=root, fs=fs)
+    if name == "gramine":
+        return Gramine(root=root, fs=fs)
+    return Occlum(root=root, fs=fs, open_device=open_device)
+
+
+def _probe_one(name: str, root: _Root, fs: FileSystem | None, open_device: _Open) -> Finding:
+    f = _files(root, fs)
+    if name == "tsm":
+        seen, err = TSM(fs=f)._probe()
         return Finding("tsm", f.path(TSM_REPORT_DIR), seen, err)
     if name == "gramine":
-        seen, err = Gramine(root=root)._check()
+        seen, err = Gramine(fs=f)._check()
         return Finding("gramine", f.path(GRAMINE_ATTESTATION_TYPE), seen, err)
-    seen, err = Occlum(root=root, open_device=open_device)._probe()
+    seen, err = Occlum(fs=f, open_device=open_device)._probe()
     return Finding("occlum", f.path(OCCLUM_DEVICE), seen, err)
 
 
-def _build(name: str, root: str | os.PathLike[str] | None, open_device: Callable[[str], SGXDevice] | None) -> Attester:
-    if name == "tsm":
-        return TSM(root=root)
-    if name == "gramine":
-        return Gramine(root=root)
-    return Occlum(root=root, open_device=open_device)
+def probe(*, root: _Root = None, fs: FileSystem | None = None, open_device: _Open = None) -> list[Finding]:
+    """Check each TEE interface in detection order, stopping at the first usable one, and say what was seen.
 
-
-def probe(
-    *, root: str | os.PathLike[str] | None = None, open_device: Callable[[str], SGXDevice] | None = None
-) -> list[Finding]:
-    """Check each TEE interface in detection order, stopping at the first usable one, and say what was seen."""
+    Checking configfs-tsm creates and removes a report entry; checking Occlum
+    asks /dev/sgx for the quote size. ``root`` (or ``fs``) and ``open_device``
+    point the attesters at stand-ins, for tests.
+    """
     out = []
     for name in _ORDER:
-        f = _probe_one(name, root, open_device)
+        f = _probe_one(name, root, fs, open_device)
         out.append(f)
         if f.usable:
             break
     return out
 
 
-def detect(
-    *, root: str | os.PathLike[str] | None = None, open_device: Callable[[str], SGXDevice] | None = None
-) -> Attester:
+def detect(*, root: _Root = None, fs: FileSystem | None = None, open_device: _Open = None) -> Attester:
     """Find the TEE this process runs in, looking in this fixed order (as the Go client):
 
     1. configfs-tsm with provider tdx_guest (``/sys/kernel/config/tsm/report``), a TDX guest;
@@ -545,20 +583,18 @@ def detect(
     Raises :class:`~asps.errors.NoTEEError` listing what was looked for and what
     was found at each path when none is usable. Never returns the simulator.
     """
-    found = probe(root=root, open_device=open_device)
+    found = probe(root=root, fs=fs, open_device=open_device)
     if found[-1].usable:
-        return _build(found[-1].attester, root, open_device)
+        return _build(found[-1].attester, root, fs, open_device)
     raise NoTEEError(found)
 
 
-def by_name(
-    name: str, *, root: str | os.PathLike[str] | None = None, open_device: Callable[[str], SGXDevice] | None = None
-) -> Attester:
+def by_name(name: str, *, root: _Root = None, fs: FileSystem | None = None, open_device: _Open = None) -> Attester:
     """The named attester after checking its interface is usable: ``gramine``, ``occlum``, ``tsm`` (also ``tdx``,
     ``configfs-tsm``); ``auto`` or ``""`` detect. ``sim`` is refused: use :meth:`asps.Client.dev`."""
     n = name.strip().lower()
     if n in ("", "auto"):
-        return detect(root=root, open_device=open_device)
+        return detect(root=root, fs=fs, open_device=open_device)
     if n == "sim":
         raise AttestationError(
             'the simulator attester ("sim") is dev mode only: it needs the simulator PKI of "asps dev"; '
@@ -568,11 +604,13 @@ def by_name(
     if n in ("tdx", "configfs-tsm"):
         n = "tsm"
     if n not in _ORDER:
-        raise AttestationError(f'unknown TEE "{name}": want auto, gramine, occlum or tsm (sim: dev mode only)', code="unknown TEE")
-    f = _probe_one(n, root, open_device)
+        raise AttestationError(
+            f'unknown TEE "{name}": want auto, gramine, occlum or tsm (sim: dev mode only)', code="unknown TEE"
+        )
+    f = _probe_one(n, root, fs, open_device)
     if not f.usable:
         raise AttestationError(f"no TEE found (asked for {n}): {f.error}", code="no TEE found")
-    return _build(n, root, open_device)
+    return _build(n, root, fs, open_device)
 
 
 # The demo workloads' identities (devmode.DemoMrEnclave etc. in Go).
@@ -605,7 +643,13 @@ class SimIdentity:
     def flags(self) -> list[str]:
         """The ``asps sim quote`` flags for this identity."""
         out = ["--tee", self.tee]
-        for flag, v in (("--mr-enclave", self.mr_enclave), ("--mr-signer", self.mr_signer), ("--mr-td", self.mr_td), ("--rtmr1", self.rtmr1)):
+        hexflags = (
+            ("--mr-enclave", self.mr_enclave),
+            ("--mr-signer", self.mr_signer),
+            ("--mr-td", self.mr_td),
+            ("--rtmr1", self.rtmr1),
+        )
+        for flag, v in hexflags:
             if v:
                 out += [flag, v.hex()]
         if self.tee == "sgx":
@@ -652,7 +696,8 @@ class SimAttester(Attester):
         self._bin = find_asps_binary(asps_bin)
         if not (self.dev_dir / "pki" / "root.pem").is_file():
             raise AttestationError(
-                f"{self.dev_dir}/pki/root.pem: not found: not the directory of a running asps dev (start one with asps dev --dir DIR)",
+                f"{self.dev_dir}/pki/root.pem: not found: not the directory of a running asps dev "
+                "(start one with asps dev --dir DIR)",
                 code="simulator",
             )
 
@@ -664,8 +709,16 @@ class SimAttester(Attester):
         rd = _check_report_data(report_data)
         with tempfile.TemporaryDirectory(prefix="asps-sim-") as tmp:
             cmd = [
-                self._bin, "sim", "quote", "--pki", str(self.dev_dir / "pki"), *self.identity.flags(),
-                "--report-data", rd.hex(), "--out", tmp,
+                self._bin,
+                "sim",
+                "quote",
+                "--pki",
+                str(self.dev_dir / "pki"),
+                *self.identity.flags(),
+                "--report-data",
+                rd.hex(),
+                "--out",
+                tmp,
             ]
             try:
                 r = subprocess.run(cmd, capture_output=True, timeout=timeout or 60, check=False)

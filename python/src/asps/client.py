@@ -274,9 +274,10 @@ class Client:
         ctx.verify_mode = ssl.CERT_NONE  # the key is checked against the pin below
         ctx.set_alpn_protocols(["h2"])
         try:
-            with socket.create_connection((self._host, self._port), timeout=remaining) as sock, ctx.wrap_socket(
-                sock, server_hostname=self._host or None
-            ) as tls:
+            with (
+                socket.create_connection((self._host, self._port), timeout=remaining) as sock,
+                ctx.wrap_socket(sock, server_hostname=self._host or None) as tls,
+            ):
                 der = tls.getpeercert(binary_form=True)
         except (OSError, ssl.SSLError) as e:
             raise UnavailableError(f"connect {self.server}: {e}", code="UNAVAILABLE") from None
@@ -296,6 +297,7 @@ class Client:
         self._attester = attester
         cert = ratls.new_certificate(attester, timeout=self.timeout)
         options: list[tuple[str, Any]] = [("grpc.enable_retries", 0)]
+        roots: bytes | None
         if self._pin is not None:
             der = self._retry(f"connect {self.server}", deadline, self._probe_server)
             server_cert = x509.load_der_x509_certificate(der)
@@ -352,7 +354,7 @@ class Client:
         if len(got) != len(wanted):
             raise AspsError(f"client: asked for {len(wanted)} secrets, the server sent {len(got)}", code="bad response")
         out = Secrets()
-        for want, s in zip(wanted, got):
+        for want, s in zip(wanted, got, strict=True):
             if s.name != want:
                 raise AspsError(f"client: asked for {want!r}, the server sent {s.name!r}", code="bad response")
             out[s.name] = bytes(s.value)
@@ -363,10 +365,22 @@ class Client:
         """Ask how the server sees this workload (claims, matched app, readable names); never returns values."""
         r = self._call("whoami", "WhoAmI", asps_pb2.WhoAmIRequest())
         return WhoAmI(
-            tee=r.tee, runtime=r.runtime, quote_version=r.quote_version, debug=r.debug, tcb_status=r.tcb_status,
-            advisory_ids=tuple(r.advisory_ids), fmspc=r.fmspc, simulated=r.simulated, report_data=bytes(r.report_data),
-            mr_enclave=bytes(r.sgx.mr_enclave), mr_signer=bytes(r.sgx.mr_signer), mr_td=bytes(r.tdx.mr_td),
-            matched_app=r.matched_app, match_error=r.match_error, secret_names=tuple(r.secret_names), response=r,
+            tee=r.tee,
+            runtime=r.runtime,
+            quote_version=r.quote_version,
+            debug=r.debug,
+            tcb_status=r.tcb_status,
+            advisory_ids=tuple(r.advisory_ids),
+            fmspc=r.fmspc,
+            simulated=r.simulated,
+            report_data=bytes(r.report_data),
+            mr_enclave=bytes(r.sgx.mr_enclave),
+            mr_signer=bytes(r.sgx.mr_signer),
+            mr_td=bytes(r.tdx.mr_td),
+            matched_app=r.matched_app,
+            match_error=r.match_error,
+            secret_names=tuple(r.secret_names),
+            response=r,
         )
 
 
@@ -385,5 +399,3 @@ def fetch(
         server, server_pin=server_pin, server_ca=server_ca, server_name=server_name, attester=attester, timeout=timeout
     ) as c:
         return c.fetch(names)
-
-

@@ -119,10 +119,7 @@ class NoTEEError(AttestationError):
         msg = f"no TEE found (looked for, in order, {parts})"
         for f in self.findings:
             msg += "; " + (f.error if f.error else f"{f.attester}: {f.path}: {f.seen}")
-        msg += (
-            "; the simulator is never chosen automatically: for dev mode, ask for it"
-            " (asps.Client.dev(dev_dir=DIR))"
-        )
+        msg += "; the simulator is never chosen automatically: for dev mode, ask for it (asps.Client.dev(dev_dir=DIR))"
         super().__init__(msg, code="no TEE found")
 
 

@@ -158,8 +158,15 @@ def new_certificate(
         .not_valid_after(now + validity)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=False, crl_sign=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -171,9 +178,7 @@ def new_certificate(
     cert = builder.sign(key, hashes.SHA256())
     return Certificate(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
-        key_pem=key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
+        key_pem=key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
         cert=cert,
     )
 
@@ -263,7 +268,7 @@ def _cbor_one(b: bytes, what: str) -> Any:
     f = io.BytesIO(b)
     try:
         v = cbor2.CBORDecoder(f).decode()
-    except Exception as e:  # cbor2 raises several kinds, RecursionError included
+    except Exception as e:  # noqa: BLE001 - cbor2 raises several kinds, RecursionError included
         raise _malformed(f"{what} is not well-formed CBOR: {e}") from None
     if f.tell() != len(b):
         raise _malformed(f"{what}: {len(b) - f.tell()} bytes after the CBOR data item")
@@ -402,7 +407,8 @@ def _inspect_one(oid: str, fmt: str, critical: bool, value: bytes, spki: bytes) 
     buf_name = _match_prefix(rd, claims_buf)
     if not buf_name:
         er.binding_error = (
-            prefix + f"report_data[0:32] = {rd[:32].hex()}, want SHA-256(claims buffer) = {hashlib.sha256(claims_buf).hexdigest()}"
+            prefix
+            + f"report_data[0:32] = {rd[:32].hex()}, want SHA-256(claims buffer) = {hashlib.sha256(claims_buf).hexdigest()}"
         )
         return er
     er.binds_key = True
@@ -439,8 +445,7 @@ def inspect(cert: bytes | str | x509.Certificate) -> Report:
                 found.append((prio, _inspect_one(oid, fmt, ext.critical, raw, spki)))
     if not found:
         raise EvidenceError(
-            "ratls: find evidence: no evidence extension: none of the extensions "
-            + ", ".join(o for o, _ in _EVIDENCE_OIDS),
+            "ratls: find evidence: no evidence extension: none of the extensions " + ", ".join(o for o, _ in _EVIDENCE_OIDS),
             code="no evidence extension",
         )
     found.sort(key=lambda f: f[0])
