@@ -105,6 +105,10 @@ def _from_rpc_error(e: grpc.RpcError, what: str) -> AspsError:
     code = call.code()
     msg = call.details() or ""
     name = code.name if code is not None else "UNKNOWN"
+    if code == grpc.StatusCode.UNAVAILABLE and "CERTIFICATE_VERIFY_FAILED" in msg:
+        # The TLS handshake failed on the server's certificate: not a
+        # transient condition, and not worth a retry.
+        return ServerAuthError(f"{what}: the server's certificate does not verify: {msg}", code="server certificate not trusted")
     if code == grpc.StatusCode.UNAVAILABLE:
         return UnavailableError(f"{what}: unavailable: {msg}", code=name)
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:

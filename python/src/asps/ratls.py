@@ -207,6 +207,8 @@ class EvidenceReport:
     debug: bool = False
     report_data: bytes = b""
     cbor_tag: int = 0
+    claims_buffer: bytes = field(default=b"", repr=False)
+    """The claims buffer the quote's report data hashes (TCG format)."""
     claims: list[str] = field(default_factory=list)
     pubkey_hash_alg: int = 0
     pubkey_hash_matches_spki: bool | None = None
@@ -291,7 +293,7 @@ def _parse_tagged(value: bytes) -> tuple[int, bytes, bytes]:
     if v.tag != TAG_INTEL_TEE_QUOTE:
         raise _unsupported(f"CBOR tag {v.tag}, want {TAG_INTEL_TEE_QUOTE} (Intel TEE quote)")
     arr = v.value
-    if not isinstance(arr, list):
+    if not isinstance(arr, (list, tuple)):
         raise _malformed(f"content of tag {v.tag} is not an array")
     if len(arr) != 2:
         raise _malformed(f"{where}: array of {len(arr)} items, want 2 (quote, claims buffer)")
@@ -315,7 +317,7 @@ def _parse_claims(buf: bytes, er: EvidenceReport) -> tuple[int, bytes | None]:
     if "pubkey-hash" in m:
         raw = m["pubkey-hash"]
         entry = _cbor_one(raw, "claim pubkey-hash") if isinstance(raw, bytes) else raw
-        if not isinstance(entry, list) or len(entry) != 2:
+        if not isinstance(entry, (list, tuple)) or len(entry) != 2:
             raise _malformed("claim pubkey-hash is not a hash-entry [alg, hash]")
         if not isinstance(entry[0], int) or isinstance(entry[0], bool) or entry[0] < 0:
             raise _malformed("pubkey-hash algorithm is not an unsigned integer")
@@ -360,6 +362,7 @@ def _inspect_one(oid: str, fmt: str, critical: bool, value: bytes, spki: bytes) 
     try:
         if fmt == FORMAT_TCG:
             er.cbor_tag, quote, claims_buf = _parse_tagged(value)
+            er.claims_buffer = claims_buf
             alg, h = _parse_claims(claims_buf, er)
             er.pubkey_hash_alg = alg
             if alg:
