@@ -77,7 +77,9 @@ apps:
 """
 
 
-def start_dev(asps_bin: pathlib.Path, devdir: pathlib.Path, *, env: dict[str, str] | None = None, dir_flag: bool = True) -> DevServer:
+def start_dev(
+    asps_bin: pathlib.Path, devdir: pathlib.Path, *, env: dict[str, str] | None = None, dir_flag: bool = True
+) -> DevServer:
     """Start `asps dev --listen 127.0.0.1:0` and wait for it to write server.addr."""
     devdir.mkdir(parents=True, exist_ok=True)
     log = devdir.parent / (devdir.name + ".log")

@@ -71,23 +71,53 @@ class UnboundAttester(attest.SimAttester):
 def other_pki_dir(asps_bin: pathlib.Path, tmp_path: pathlib.Path) -> pathlib.Path:
     """A directory holding another simulator PKI, one the dev server does not trust."""
     d = tmp_path / "otherdev"
-    subprocess.run([str(asps_bin), "sim", "quote", "--pki", str(d / "pki"), "--out", str(tmp_path / "q")], check=True, capture_output=True)
+    subprocess.run(
+        [str(asps_bin), "sim", "quote", "--pki", str(d / "pki"), "--out", str(tmp_path / "q")], check=True, capture_output=True
+    )
     return d
 
 
 def demo(**kw: object) -> attest.SimIdentity:
     base = attest.SimIdentity.demo()
     fields = {**base.__dict__, **kw}
-    return attest.SimIdentity(**fields)  # type: ignore[arg-type]
+    return attest.SimIdentity(**fields)
 
 
 @pytest.mark.parametrize(
     ("case", "identity", "names", "exc", "code", "words"),
     [
-        ("name the app may not read", None, ["other-app"], asps.PermissionDeniedError, "PERMISSION_DENIED", 'secret "other-app" is not one app'),
-        ("one forbidden name refuses all", None, ["demo-key", "other-app"], asps.PermissionDeniedError, "PERMISSION_DENIED", "other-app"),
-        ("another enclave", demo(mr_enclave=bytes(31) + b"\x01"), ["demo-key"], asps.PermissionDeniedError, "PERMISSION_DENIED", "no matching app: mr_enclave"),
-        ("debug build of the demo enclave", demo(debug=True), ["demo-key"], asps.PermissionDeniedError, "PERMISSION_DENIED", "debug"),
+        (
+            "name the app may not read",
+            None,
+            ["other-app"],
+            asps.PermissionDeniedError,
+            "PERMISSION_DENIED",
+            'secret "other-app" is not one app',
+        ),
+        (
+            "one forbidden name refuses all",
+            None,
+            ["demo-key", "other-app"],
+            asps.PermissionDeniedError,
+            "PERMISSION_DENIED",
+            "other-app",
+        ),
+        (
+            "another enclave",
+            demo(mr_enclave=bytes(31) + b"\x01"),
+            ["demo-key"],
+            asps.PermissionDeniedError,
+            "PERMISSION_DENIED",
+            "no matching app: mr_enclave",
+        ),
+        (
+            "debug build of the demo enclave",
+            demo(debug=True),
+            ["demo-key"],
+            asps.PermissionDeniedError,
+            "PERMISSION_DENIED",
+            "debug",
+        ),
         ("lower ISV SVN", demo(isv_svn=1), ["demo-key"], asps.PermissionDeniedError, "PERMISSION_DENIED", "svn"),
         ("allowed but missing from the store", None, ["missing"], asps.NotFoundError, "NOT_FOUND", 'secret "missing" not found'),
         ("empty name", None, [""], asps.InvalidArgumentError, "INVALID_ARGUMENT", "empty"),
@@ -95,7 +125,13 @@ def demo(**kw: object) -> attest.SimIdentity:
     ],
 )
 def test_refusal(
-    dev_server: DevServer, case: str, identity: attest.SimIdentity | None, names: list[str], exc: type[asps.RefusedError], code: str, words: str
+    dev_server: DevServer,
+    case: str,
+    identity: attest.SimIdentity | None,
+    names: list[str],
+    exc: type[asps.RefusedError],
+    code: str,
+    words: str,
 ) -> None:
     with asps.Client.dev(dev_server.dir, identity=identity) as c, pytest.raises(exc) as ei:
         c.fetch(names)
@@ -106,7 +142,10 @@ def test_refusal(
 
 def test_attack_quote_not_bound_to_tls_key_is_unauthenticated(dev_server: DevServer) -> None:
     att = UnboundAttester(dev_server.dir)
-    with asps.Client(dev_server.addr, server_pin=dev_server.pin, attester=att) as c, pytest.raises(asps.UnauthenticatedError) as ei:
+    with (
+        asps.Client(dev_server.addr, server_pin=dev_server.pin, attester=att) as c,
+        pytest.raises(asps.UnauthenticatedError) as ei,
+    ):
         c.fetch(["demo-key"])
     assert ei.value.code == "UNAUTHENTICATED"
     assert "does not bind the certificate key" in str(ei.value)
@@ -116,7 +155,10 @@ def test_attack_quote_from_untrusted_simulator_root_is_unauthenticated(
     dev_server: DevServer, asps_bin: pathlib.Path, tmp_path: pathlib.Path
 ) -> None:
     att = attest.SimAttester(other_pki_dir(asps_bin, tmp_path))
-    with asps.Client(dev_server.addr, server_pin=dev_server.pin, attester=att) as c, pytest.raises(asps.UnauthenticatedError) as ei:
+    with (
+        asps.Client(dev_server.addr, server_pin=dev_server.pin, attester=att) as c,
+        pytest.raises(asps.UnauthenticatedError) as ei,
+    ):
         c.whoami()
     assert ei.value.code == "UNAUTHENTICATED"
     assert "untrusted root" in str(ei.value)
@@ -134,7 +176,9 @@ def test_attack_wrong_server_pin_sends_nothing(dev_server: DevServer) -> None:
 
 def test_attack_wrong_server_ca_is_refused(dev_server: DevServer, tmp_path: pathlib.Path) -> None:
     other = asps.ratls.new_certificate(attest.SimAttester(dev_server.dir)).cert_pem  # some other self-signed certificate
-    c = asps.Client(dev_server.addr, server_ca=other, server_name="localhost", attester=attest.SimAttester(dev_server.dir), timeout=5)
+    c = asps.Client(
+        dev_server.addr, server_ca=other, server_name="localhost", attester=attest.SimAttester(dev_server.dir), timeout=5
+    )
     with pytest.raises(asps.ServerAuthError) as ei:
         c.fetch(["demo-key"])
     assert ei.value.code == "server certificate not trusted"

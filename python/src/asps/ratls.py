@@ -22,14 +22,16 @@ import datetime
 import hashlib
 import io
 import secrets as _secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cbor2
+from asn1crypto import pem as asn1_pem
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ._quote import QuoteError, parse_quote
@@ -86,10 +88,6 @@ def spki_sha256(cert: x509.Certificate) -> bytes:
     """SHA-256 of the certificate's DER SubjectPublicKeyInfo: the server pin ``asps dev`` prints."""
     spki = cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(spki).digest()
-
-
-def _spki(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def encode_claims_buffer(spki: bytes, *, nonce: bytes | None = None, runtime: str = "") -> bytes:
@@ -236,8 +234,11 @@ class Report:
         return bool(self.evidence) and self.evidence[0].binds_key
 
 
-def _key_name(cert: x509.Certificate) -> str:
-    k = cert.public_key()
+def _key_name(spki: bytes) -> str:
+    try:
+        k = serialization.load_der_public_key(spki)
+    except (ValueError, TypeError) as e:
+        return f"unknown ({e})"
     if isinstance(k, ec.EllipticCurvePublicKey):
         return {"secp256r1": "ecdsa-p256", "secp384r1": "ecdsa-p384", "secp521r1": "ecdsa-p521"}.get(
             k.curve.name, "ecdsa-unknown"
@@ -249,9 +250,28 @@ def _key_name(cert: x509.Certificate) -> str:
     return f"unknown ({type(k).__name__})"
 
 
-def _self_signed(cert: x509.Certificate) -> bool:
+_SIG_HASHES: dict[str, hashes.HashAlgorithm] = {
+    "sha1": hashes.SHA1(),  # noqa: S303 - some RA-TLS libraries (Occlum) still sign with it; only reported
+    "sha256": hashes.SHA256(),
+    "sha384": hashes.SHA384(),
+    "sha512": hashes.SHA512(),
+}
+
+
+def _self_signed(spki: bytes, tbs: bytes, sig_algo: Any, signature: bytes) -> bool:
+    """True when signature over tbs verifies with the certificate's own key."""
     try:
-        cert.verify_directly_issued_by(cert)
+        k = serialization.load_der_public_key(spki)
+        if isinstance(k, ed25519.Ed25519PublicKey):
+            k.verify(signature, tbs)
+            return True
+        h = _SIG_HASHES[sig_algo.hash_algo]
+        if isinstance(k, ec.EllipticCurvePublicKey):
+            k.verify(signature, tbs, ec.ECDSA(h))
+        elif isinstance(k, rsa.RSAPublicKey):
+            k.verify(signature, tbs, padding.PKCS1v15(), h)
+        else:
+            return False
     except Exception:  # noqa: BLE001 - any failure means "not self-signed"
         return False
     return True
@@ -426,26 +446,31 @@ def inspect(cert: bytes | str | x509.Certificate) -> Report:
     not decode is listed with its ``error``. Raises :class:`EvidenceError`
     (``no evidence extension``) when there is none, and (``malformed
     evidence``) when the input is not a certificate.
+
+    Certificates are read with asn1crypto, which (like Go's crypto/x509)
+    accepts what some RA-TLS libraries write and cryptography refuses, such as
+    ECDSA signature algorithms with NULL parameters (Gramine).
     """
-    if not isinstance(cert, x509.Certificate):
-        data = cert.encode() if isinstance(cert, str) else bytes(cert)
-        try:
-            cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
-        except ValueError as e:
-            raise _malformed(f"not an X.509 certificate: {e}") from None
-    spki = _spki(cert)
+    if isinstance(cert, x509.Certificate):
+        der = cert.public_bytes(serialization.Encoding.DER)
+    else:
+        der = cert.encode() if isinstance(cert, str) else bytes(cert)
     try:
-        exts: Sequence[x509.Extension[x509.ExtensionType]] = list(cert.extensions)
-    except Exception as e:  # noqa: BLE001 - cryptography raises ValueError or its own types
-        raise _malformed(f"certificate extensions do not decode: {e}") from None
+        if asn1_pem.detect(der):
+            _, _, der = asn1_pem.unarmor(der)
+        c = asn1_x509.Certificate.load(der, strict=True)
+        tbs = c["tbs_certificate"]
+        spki = tbs["subject_public_key_info"].dump()
+        exts = [(e["extn_id"].dotted, bool(e["critical"].native), bytes(e["extn_value"].contents)) for e in tbs["extensions"]]
+        subject = tbs["subject"].human_friendly
+        self_signed = _self_signed(spki, tbs.dump(), c["signature_algorithm"], bytes(c["signature_value"].native))
+    except Exception as e:  # noqa: BLE001 - asn1crypto raises ValueError, TypeError, KeyError, …
+        raise _malformed(f"not an X.509 certificate: {e}") from None
     found: list[tuple[int, EvidenceReport]] = []
-    for ext in exts:
-        oid = ext.oid.dotted_string
+    for oid, critical, raw in exts:
         for prio, (known, fmt) in enumerate(_EVIDENCE_OIDS):
             if oid == known:
-                v = ext.value
-                raw = v.value if isinstance(v, x509.UnrecognizedExtension) else v.public_bytes()
-                found.append((prio, _inspect_one(oid, fmt, ext.critical, raw, spki)))
+                found.append((prio, _inspect_one(oid, fmt, critical, raw, spki)))
     if not found:
         raise EvidenceError(
             "ratls: find evidence: no evidence extension: none of the extensions " + ", ".join(o for o, _ in _EVIDENCE_OIDS),
@@ -453,9 +478,9 @@ def inspect(cert: bytes | str | x509.Certificate) -> Report:
         )
     found.sort(key=lambda f: f[0])
     return Report(
-        subject=cert.subject.rfc4514_string(),
-        key=_key_name(cert),
+        subject=subject,
+        key=_key_name(spki),
         spki_sha256=hashlib.sha256(spki).digest(),
-        self_signed=_self_signed(cert),
+        self_signed=self_signed,
         evidence=[er for _, er in found],
     )
