@@ -42,8 +42,14 @@ def generate(dest: pathlib.Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
             [
-                sys.executable, "-m", "grpc_tools.protoc", f"-I{API}",
-                f"--python_out={tmp}", f"--pyi_out={tmp}", f"--grpc_python_out={tmp}", PROTO,
+                sys.executable,
+                "-m",
+                "grpc_tools.protoc",
+                f"-I{API}",
+                f"--python_out={tmp}",
+                f"--pyi_out={tmp}",
+                f"--grpc_python_out={tmp}",
+                PROTO,
             ],
             check=True,
         )
