@@ -19,7 +19,11 @@ command -v python3 >/dev/null || { echo "ci.sh: python3 not found" >&2; exit 1; 
 command -v go >/dev/null || { echo "ci.sh: go not found (the tests build the asps binary)" >&2; exit 1; }
 
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check "$HERE[dev]"
+# Install from a copy, so the build leaves nothing (build/, *.egg-info) in the repository.
+src="$(mktemp -d)"
+cp -R "$HERE/pyproject.toml" "$HERE/README.md" "$HERE/src" "$src/"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check "$src[dev]"
+rm -rf "$src"
 
 cd "$HERE"
 echo "== genproto --check" >&2

@@ -78,7 +78,12 @@ apps:
 
 
 def start_dev(
-    asps_bin: pathlib.Path, devdir: pathlib.Path, *, env: dict[str, str] | None = None, dir_flag: bool = True
+    asps_bin: pathlib.Path,
+    devdir: pathlib.Path,
+    *,
+    env: dict[str, str] | None = None,
+    dir_flag: bool = True,
+    extra: list[str] | None = None,
 ) -> DevServer:
     """Start `asps dev --listen 127.0.0.1:0` and wait for it to write server.addr."""
     devdir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +91,7 @@ def start_dev(
     args = [str(asps_bin), "dev", "--listen", "127.0.0.1:0"]
     if dir_flag:
         args += ["--dir", str(devdir)]
+    args += extra or []
     with open(log, "wb") as lf:
         proc = subprocess.Popen(args, stdout=lf, stderr=subprocess.STDOUT, env=env)
     addr_file = devdir / "server.addr"

@@ -201,6 +201,17 @@ def test_no_evidence_extension() -> None:
     assert ei.value.code == "malformed evidence"
 
 
+def test_attack_der_certificate_embedding_pem_is_read_as_itself(dev_server: DevServer) -> None:
+    # A DER RA-TLS certificate contains PEM (the PCK chain in its quote): it must
+    # not be mistaken for PEM input and the PCK certificate read instead.
+    c = ratls.new_certificate(attest.SimAttester(dev_server.dir))
+    der = c.cert.public_bytes(serialization.Encoding.DER)
+    assert b"-----BEGIN CERTIFICATE-----" in der
+    r = ratls.inspect(der)
+    assert r.spki_sha256 == ratls.spki_sha256(c.cert)
+    assert r.binds_key
+
+
 def test_certificate_repr_hides_key(dev_server: DevServer) -> None:
     c = ratls.new_certificate(attest.SimAttester(dev_server.dir))
     assert b"PRIVATE KEY" in c.key_pem

@@ -618,6 +618,8 @@ DEMO_MR_ENCLAVE = hashlib.sha256(b"asps demo enclave").digest()
 DEMO_MR_SIGNER = hashlib.sha256(b"asps demo signer").digest()
 DEMO_MR_TD = hashlib.sha384(b"asps demo trust domain").digest()
 DEMO_RTMR1 = hashlib.sha384(b"asps demo kernel and command line").digest()
+# The dev server's own simulated enclave (asps dev --attested-server).
+DEMO_SERVER_MR_ENCLAVE = hashlib.sha256(b"asps demo server enclave").digest()
 
 
 @dataclass(frozen=True)
@@ -706,7 +708,13 @@ class SimAttester(Attester):
 
     def quote(self, report_data: bytes, *, timeout: float | None = None) -> bytes:
         """Run ``asps sim quote`` over report_data and return the quote."""
-        rd = _check_report_data(report_data)
+        return self._run(_check_report_data(report_data), "quote.bin", timeout)
+
+    def collateral(self, *, timeout: float | None = None) -> bytes:
+        """Collateral (dcap-qvl's JSON layout) for the simulated platform, valid now: for attesting a dev server."""
+        return self._run(bytes(64), "collateral.json", timeout)
+
+    def _run(self, rd: bytes, want: str, timeout: float | None) -> bytes:
         with tempfile.TemporaryDirectory(prefix="asps-sim-") as tmp:
             cmd = [
                 self._bin,
@@ -728,6 +736,6 @@ class SimAttester(Attester):
                 msg = r.stderr.decode(errors="replace").strip()
                 raise AttestationError(f"sim: {self._bin} sim quote: exit {r.returncode}: {msg}", code="quote failed")
             with contextlib.suppress(OSError):
-                q = pathlib.Path(tmp, "quote.bin").read_bytes()
-                return _check_quote("sim", "asps sim quote", q, self.identity.tee, rd)
-        raise AttestationError("sim: asps sim quote wrote no quote.bin", code="quote failed")
+                b = pathlib.Path(tmp, want).read_bytes()
+                return _check_quote("sim", "asps sim quote", b, self.identity.tee, rd) if want == "quote.bin" else b
+        raise AttestationError(f"sim: asps sim quote wrote no {want}", code="quote failed")

@@ -174,12 +174,16 @@ class Client:
         server_pin: str | bytes | None = None,
         server_ca: str | bytes | os.PathLike[str] | None = None,
         server_name: str | None = None,
+        server_attestation: ratls.ServerPolicy | None = None,
         attester: attest.Attester | None = None,
         timeout: float = 30.0,
         retries: int = 3,
     ) -> None:
-        if (server_pin is None) == (server_ca is None):
-            raise ValueError("say how to trust the server: server_pin=HEX or server_ca=PEM (exactly one)")
+        if sum(x is not None for x in (server_pin, server_ca, server_attestation)) != 1:
+            raise ValueError(
+                "say how to trust the server: server_pin=HEX, server_ca=PEM or server_attestation=ServerPolicy (exactly one)"
+            )
+        self._server_policy = server_attestation
         self.server = server
         self._host, self._port = _split_target(server)
         self._pin = _parse_pin(server_pin) if server_pin is not None else None
@@ -207,6 +211,7 @@ class Client:
         server: str | None = None,
         identity: attest.SimIdentity | None = None,
         asps_bin: str | os.PathLike[str] | None = None,
+        attested_server: bool = False,
         timeout: float = 30.0,
     ) -> Client:
         """A client for a dev server (``asps dev``), as the demo enclave with simulated evidence.
@@ -226,10 +231,19 @@ class Client:
                 f"dev mode: {e.filename}: {e.strerror}: is asps dev running with --dir {d}?", code="UNAVAILABLE"
             ) from None
         att = attest.SimAttester(d, identity=identity, asps_bin=asps_bin)
+        if attested_server:
+            policy = ratls.ServerPolicy(
+                mr_enclave=attest.DEMO_SERVER_MR_ENCLAVE,
+                collateral=att.collateral(timeout=timeout),
+                trust_root=(d / "pki" / "root.pem").read_bytes(),
+            )
+            return cls(addr, server_attestation=policy, attester=att, timeout=timeout)
         return cls(addr, server_pin=pin, attester=att, timeout=timeout)
 
     def __repr__(self) -> str:
         how = f"server_pin={self._pin.hex()}" if self._pin is not None else "server_ca=…"
+        if self._server_policy is not None:
+            how = f"server_attestation={self._server_policy!r}"
         return f"Client(server={self.server!r}, {how}, attester={self._attester!r})"
 
     def __enter__(self) -> Client:
@@ -302,18 +316,20 @@ class Client:
         cert = ratls.new_certificate(attester, timeout=self.timeout)
         options: list[tuple[str, Any]] = [("grpc.enable_retries", 0)]
         roots: bytes | None
-        if self._pin is not None:
+        if self._pin is not None or self._server_policy is not None:
             der = self._retry(f"connect {self.server}", deadline, self._probe_server)
+            if self._server_policy is not None:
+                ratls.verify_server(der, self._server_policy)
             server_cert = x509.load_der_x509_certificate(der)
             got = ratls.spki_sha256(server_cert)
-            if got != self._pin:
+            if self._pin is not None and got != self._pin:
                 raise ServerAuthError(
                     f"ratls: verify server: peer key does not match the pin: {self.server}: SPKI SHA-256 {got.hex()}, "
                     f"want {self._pin.hex()}",
                     code="peer key does not match the pin",
                 )
-            # The pinned certificate becomes the channel's only trust anchor, so
-            # the connection gRPC makes is to the key just checked.
+            # The pinned (or attested) certificate becomes the channel's only
+            # trust anchor, so the connection gRPC makes is to the key just checked.
             roots = server_cert.public_bytes(serialization.Encoding.PEM)
             name = self._server_name or _cert_name(server_cert)
             if name:
@@ -395,11 +411,18 @@ def fetch(
     server_pin: str | bytes | None = None,
     server_ca: str | bytes | os.PathLike[str] | None = None,
     server_name: str | None = None,
+    server_attestation: ratls.ServerPolicy | None = None,
     attester: attest.Attester | None = None,
     timeout: float = 30.0,
 ) -> Secrets:
     """One call: attest, connect, fetch the named secrets and close. See :class:`Client`."""
     with Client(
-        server, server_pin=server_pin, server_ca=server_ca, server_name=server_name, attester=attester, timeout=timeout
+        server,
+        server_pin=server_pin,
+        server_ca=server_ca,
+        server_name=server_name,
+        server_attestation=server_attestation,
+        attester=attester,
+        timeout=timeout,
     ) as c:
         return c.fetch(names)

@@ -18,10 +18,12 @@ report data binds the certificate key.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import hashlib
 import io
 import secrets as _secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ._quote import QuoteError, parse_quote
-from .errors import EvidenceError
+from .errors import EvidenceError, ServerAuthError
 
 if TYPE_CHECKING:
     from .attest import Attester
@@ -49,10 +51,12 @@ __all__ = [
     "Certificate",
     "EvidenceReport",
     "Report",
+    "ServerPolicy",
     "encode_claims_buffer",
     "inspect",
     "new_certificate",
     "spki_sha256",
+    "verify_server",
 ]
 
 OID_TCG_DICE_TAGGED_EVIDENCE = "2.23.133.5.4.9"
@@ -456,8 +460,10 @@ def inspect(cert: bytes | str | x509.Certificate) -> Report:
     else:
         der = cert.encode() if isinstance(cert, str) else bytes(cert)
     try:
-        if asn1_pem.detect(der):
-            _, _, der = asn1_pem.unarmor(der)
+        # PEM only when the input starts as PEM: a DER RA-TLS certificate
+        # contains PEM itself (the PCK chain inside its quote).
+        if der.lstrip().startswith(b"-----BEGIN"):
+            _, _, der = asn1_pem.unarmor(der.lstrip())
         c = asn1_x509.Certificate.load(der, strict=True)
         tbs = c["tbs_certificate"]
         spki = tbs["subject_public_key_info"].dump()
@@ -484,3 +490,87 @@ def inspect(cert: bytes | str | x509.Certificate) -> Report:
         self_signed=self_signed,
         evidence=[er for _, er in found],
     )
+
+
+@dataclass(frozen=True)
+class ServerPolicy:
+    """How to judge a server that runs in a TEE by its RA-TLS certificate (mutual attestation).
+
+    The server's certificate must carry evidence that binds its key; its quote
+    must verify with dcap-qvl (the optional extra: ``pip install
+    'asps[attested-server]'``) against collateral from ``pccs_url`` or given
+    as ``collateral`` (dcap-qvl's JSON layout), to Intel's root or to
+    ``trust_root`` (the simulator's, in dev mode); its TCB status must be in
+    ``tcb_statuses``; and its measurements must be the ones named (at least
+    one). Debug enclaves and TDs are refused.
+    """
+
+    mr_enclave: bytes = b""
+    mr_signer: bytes = b""
+    mr_td: bytes = b""
+    tcb_statuses: tuple[str, ...] = ("UpToDate",)
+    pccs_url: str = ""
+    collateral: bytes = field(default=b"", repr=False)
+    trust_root: bytes = field(default=b"", repr=False)
+    """A root CA certificate (PEM or DER) replacing Intel's: tests and dev mode only."""
+
+    def __post_init__(self) -> None:
+        wanted = [m for m in (self.mr_enclave, self.mr_signer, self.mr_td) if m]
+        if not wanted:
+            raise ValueError("ServerPolicy: name the server's mr_enclave, mr_signer or mr_td")
+        if any(not any(m) for m in wanted):
+            raise ValueError("ServerPolicy: an all-zero measurement pins nothing")
+        if not self.pccs_url and not self.collateral:
+            raise ValueError("ServerPolicy: give pccs_url or collateral for the server's quote")
+
+
+def _server_refused(reason: str, detail: str) -> ServerAuthError:
+    return ServerAuthError(f"ratls: verify server: {reason}: {detail}", code=reason)
+
+
+def verify_server(cert_der: bytes, policy: ServerPolicy, *, now: float | None = None) -> Report:
+    """Judge a server's RA-TLS certificate with policy; raise :class:`ServerAuthError` with the reason when it fails."""
+    try:
+        import dcap_qvl
+    except ImportError:
+        raise ServerAuthError(
+            "ratls: verify server: attesting the server needs dcap-qvl: pip install 'asps[attested-server]'",
+            code="no verifier configured",
+        ) from None
+    try:
+        rep = inspect(cert_der)
+    except EvidenceError as e:
+        raise _server_refused(e.code, str(e)) from None
+    ev = rep.evidence[0]
+    if ev.error:
+        raise _server_refused("malformed evidence", ev.error)
+    if not ev.binds_key:
+        raise _server_refused("evidence does not bind the certificate key", ev.binding_error)
+    try:
+        if policy.collateral:
+            col = dcap_qvl.QuoteCollateralV3.from_json(policy.collateral.decode())
+        else:
+            col = asyncio.run(dcap_qvl.get_collateral(policy.pccs_url, ev.quote))
+        at = int(now if now is not None else time.time())
+        if policy.trust_root:
+            root = policy.trust_root
+            if root.lstrip().startswith(b"-----BEGIN"):
+                root = x509.load_pem_x509_certificate(root).public_bytes(serialization.Encoding.DER)
+            vr = dcap_qvl.verify_with_root_ca(ev.quote, col, root, at)
+        else:
+            vr = dcap_qvl.verify(ev.quote, col, at)
+    except (ValueError, RuntimeError) as e:  # dcap-qvl raises ValueError for every rejection
+        raise _server_refused("quote rejected", f"dcap-qvl: {e}") from None
+    status = str(vr.status)
+    if status not in policy.tcb_statuses:
+        raise _server_refused("quote rejected", f"TCB status {status}, want one of {list(policy.tcb_statuses)}")
+    if ev.debug:
+        raise _server_refused("debug enclave refused", "the server runs in a debug enclave or TD")
+    for name, want, got in (
+        ("mr_enclave", policy.mr_enclave, ev.mr_enclave),
+        ("mr_signer", policy.mr_signer, ev.mr_signer),
+        ("mr_td", policy.mr_td, ev.mr_td),
+    ):
+        if want and got != want:
+            raise _server_refused("claims rejected", f"server {name} {got.hex() or '(none)'}, want {want.hex()}")
+    return rep
