@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pathlib
+import ssl
 from collections.abc import Iterator
 
+import cbor2
 import pytest
 from conftest import DevServer, start_dev, stop
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from test_ratls import cert_with
 
 import asps
 from asps import attest, ratls
@@ -75,3 +80,17 @@ def test_server_policy_must_pin_something() -> None:
         ratls.ServerPolicy(mr_enclave=bytes(32), collateral=b"{}")
     with pytest.raises(ValueError, match="pccs_url or collateral"):
         ratls.ServerPolicy(mr_enclave=b"\x01" * 32)
+
+
+def test_attack_genuine_server_quote_copied_into_another_certificate(attested_server: DevServer) -> None:
+    # An impostor copies the genuine server's evidence into a certificate for its own key.
+    host, port = attested_server.addr.rsplit(":", 1)
+    genuine = ssl.get_server_certificate((host, int(port)))
+    value = ratls.inspect(genuine).evidence[0]
+    evidence = cbor2.dumps(cbor2.CBORTag(60000, [value.quote, value.claims_buffer]))
+    pem, _ = cert_with(evidence)
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    with pytest.raises(asps.ServerAuthError) as ei:
+        ratls.verify_server(der, policy(attested_server))
+    assert ei.value.code == "evidence does not bind the certificate key"
+    assert "pubkey-hash" in str(ei.value)
