@@ -317,3 +317,31 @@ def test_by_name(tmp_path: pathlib.Path) -> None:
 def test_report_data_must_be_64_bytes(tmp_path: pathlib.Path, templates: dict[str, bytes]) -> None:
     with pytest.raises(ValueError, match="want 64"):
         attest.Gramine(fs=GramineStandIn(tmp_path, templates["sgx"])).quote(b"short")
+
+
+def test_fuzz_parse_quote_mutations(templates: dict[str, bytes]) -> None:
+    """Random flips, truncations and insertions: parse_quote raises only QuoteError, and what it
+    parses stays within the input and agrees with the bytes it read."""
+    import random
+
+    from asps._quote import QuoteError
+
+    rng = random.Random(2)
+    for tmpl in templates.values():
+        for _ in range(3000):
+            b = bytearray(tmpl)
+            for _ in range(rng.randint(1, 3)):
+                op, i = rng.randrange(3), rng.randrange(max(1, len(b)))
+                if op == 0 and b:
+                    b[i] ^= 1 << rng.randrange(8)
+                elif op == 1:
+                    del b[i:]
+                else:
+                    b[i:i] = bytes([rng.randrange(256)])
+            try:
+                q = parse_quote(bytes(b))
+            except QuoteError:
+                continue
+            assert q.length <= len(b)
+            assert len(q.report_data) == 64
+            assert q.tee in ("sgx", "tdx")

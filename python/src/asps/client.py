@@ -16,6 +16,7 @@ import os
 import pathlib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -202,6 +203,7 @@ class Client:
         self._channel: grpc.Channel | None = None
         self._stub: Any = None
         self._cert: ratls.Certificate | None = None
+        self._lock = threading.Lock()
 
     @classmethod
     def dev(
@@ -255,9 +257,10 @@ class Client:
 
     def close(self) -> None:
         """Close the connection; the key is forgotten."""
-        if self._channel is not None:
-            self._channel.close()
-        self._channel, self._stub, self._cert = None, None, None
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+            self._channel, self._stub, self._cert = None, None, None
 
     # Connection.
 
@@ -307,9 +310,12 @@ class Client:
         return der
 
     def connect(self) -> None:
-        """Attest (a quote over a fresh key), authenticate the server and open the channel. Idempotent."""
-        if self._channel is not None:
-            return
+        """Attest (a quote over a fresh key), authenticate the server and open the channel. Idempotent, thread-safe."""
+        with self._lock:
+            if self._channel is None:
+                self._connect()
+
+    def _connect(self) -> None:
         deadline = time.monotonic() + self.timeout
         attester = self._attester if self._attester is not None else attest.detect()
         self._attester = attester
