@@ -35,6 +35,8 @@ PLAIN_FIELDS = (
     "isv_svn",
     "debug",
     "binds_key",
+    "binding",
+    "binding_error",
 )
 TCG_FIELDS = ("cbor_tag", "claims", "pubkey_hash_alg", "pubkey_hash_matches_spki")
 
@@ -55,7 +57,7 @@ def assert_same_as_go(py: ratls.Report, go: dict[str, Any]) -> None:
     assert [e.oid for e in py.evidence] == [e["oid"] for e in go["evidence"]]
     for pe, ge in zip(py.evidence, go["evidence"], strict=True):
         for k in PLAIN_FIELDS + (TCG_FIELDS if pe.format == "tcg-dice" else ()):
-            want = ge.get(k, 0 if k in ("cbor_tag", "pubkey_hash_alg") else None)
+            want = ge.get(k, 0 if k in ("cbor_tag", "pubkey_hash_alg") else "" if k in ("binding", "binding_error") else None)
             got = getattr(pe, k)
             if k == "claims":
                 got = got or None
@@ -80,6 +82,25 @@ def test_python_certificate_read_by_go(
         assert tcg["nonce"] == nonce.hex()
     assert [e["binds_key"] for e in go["evidence"]] == [True] * (2 if legacy else 1)
     assert_same_as_go(ratls.inspect(c.cert_pem), go)
+
+
+class ZeroReportData(attest.SimAttester):
+    """Quotes over 64 zero bytes, whatever is asked: evidence that does not bind the key."""
+
+    def quote(self, report_data: bytes, *, timeout: float | None = None) -> bytes:
+        return super().quote(bytes(64), timeout=timeout)
+
+
+def test_unbound_python_certificate_judged_alike_by_go(
+    dev_server: DevServer, asps_bin: pathlib.Path, tmp_path: pathlib.Path
+) -> None:
+    c = ratls.new_certificate(ZeroReportData(dev_server.dir), legacy=True)
+    go = go_inspect(asps_bin, c.cert_pem, tmp_path)
+    assert [e["binds_key"] for e in go["evidence"]] == [False, False]
+    py = ratls.inspect(c.cert_pem)
+    assert "want SHA-256(claims buffer)" in py.evidence[0].binding_error
+    assert "want SHA-256(SubjectPublicKeyInfo)" in py.evidence[1].binding_error
+    assert_same_as_go(py, go)
 
 
 def test_go_certificate_read_by_python(gocert_bin: pathlib.Path, asps_bin: pathlib.Path, tmp_path: pathlib.Path) -> None:
