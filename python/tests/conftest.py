@@ -56,10 +56,13 @@ class DevServer:
 
 # The demo policy of `asps dev` (devmode.DemoPolicy), plus a secret the demo
 # enclave may read that the store does not hold, for the NOT_FOUND refusal.
+# The demo enclave requires labelled TCG evidence (binding: tcg-labelled), so
+# every fetch here also proves the Python certificate carries the label.
 TEST_POLICY = f"""allow_simulated: true
 apps:
   - id: demo-enclave
     tee: sgx
+    binding: tcg-labelled
     mr_enclave: {attest.DEMO_MR_ENCLAVE.hex()}
     mr_signer: {attest.DEMO_MR_SIGNER.hex()}
     isv_prod_id: 1

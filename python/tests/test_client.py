@@ -140,6 +140,18 @@ def test_refusal(
     assert_no_secret(str(ei.value) + repr(ei.value))
 
 
+def test_attack_quote_oracle_unlabelled_evidence_refused_for_labelled_app(
+    dev_server: DevServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evidence without the asps-domain label (what a generic quote oracle yields) is refused by a tcg-labelled app."""
+    from asps import ratls
+
+    monkeypatch.setattr(ratls, "encode_claims_buffer", functools.partial(ratls.encode_claims_buffer, domain=""))
+    with pytest.raises(asps.PermissionDeniedError) as e, asps.Client.dev(dev_server.dir) as c:
+        c.fetch(["demo-key"])
+    assert "tcg-labelled" in str(e.value)
+
+
 def test_attack_quote_not_bound_to_tls_key_is_unauthenticated(dev_server: DevServer) -> None:
     att = UnboundAttester(dev_server.dir)
     with (

@@ -77,7 +77,8 @@ def test_python_certificate_read_by_go(
     tcg = go["evidence"][0]
     assert tcg["oid"] == "2.23.133.5.4.9" and tcg["format"] == "tcg-dice" and tcg["cbor_tag"] == 60000
     assert tcg["binds_key"] is True and tcg["pubkey_hash_matches_spki"] is True
-    assert tcg["claims"] == sorted(["pubkey-hash", "runtime"] + (["nonce"] if nonce else []))
+    assert tcg["claims"] == sorted(["asps-domain", "pubkey-hash", "runtime"] + (["nonce"] if nonce else []))
+    assert tcg["binding"].endswith("; asps-domain asps-ratls-v1"), tcg["binding"]
     if nonce:
         assert tcg["nonce"] == nonce.hex()
     assert [e["binds_key"] for e in go["evidence"]] == [True] * (2 if legacy else 1)

@@ -94,14 +94,26 @@ def spki_sha256(cert: x509.Certificate) -> bytes:
     return hashlib.sha256(spki).digest()
 
 
-def encode_claims_buffer(spki: bytes, *, nonce: bytes | None = None, runtime: str = "") -> bytes:
-    """The interoperable claims buffer for a key: pubkey-hash (SHA-256 of spki), nonce, runtime."""
+DOMAIN_CERTIFICATE = "asps-ratls-v1"
+"""The ``asps-domain`` claim of an asps RA-TLS certificate's evidence (as the Go client writes it).
+
+Apps whose policy sets ``binding: tcg-labelled`` accept only evidence that carries it,
+with report data exactly SHA-256(claims buffer) followed by zeros.
+"""
+
+
+def encode_claims_buffer(
+    spki: bytes, *, nonce: bytes | None = None, runtime: str = "", domain: str = DOMAIN_CERTIFICATE
+) -> bytes:
+    """The interoperable claims buffer for a key: pubkey-hash (SHA-256 of spki), nonce, runtime, asps-domain."""
     entry = cbor2.dumps([HASH_SHA256, hashlib.sha256(spki).digest()], canonical=True)
     claims: dict[str, bytes] = {"pubkey-hash": entry}
     if nonce is not None:
         claims["nonce"] = bytes(nonce)
     if runtime:
         claims["runtime"] = runtime.encode()
+    if domain:
+        claims["asps-domain"] = domain.encode()
     return cbor2.dumps(claims, canonical=True)
 
 
@@ -216,6 +228,8 @@ class EvidenceReport:
     pubkey_hash_matches_spki: bool | None = None
     nonce: bytes | None = None
     runtime: str = ""
+    domain: str = ""
+    """The ``asps-domain`` claim (``asps-ratls-v1`` in asps certificates), "" when absent."""
     binds_key: bool = False
     """True when the quote's report data commits to the certificate key."""
     binding: str = ""
@@ -353,6 +367,11 @@ def _parse_claims(buf: bytes, er: EvidenceReport) -> tuple[int, bytes | None]:
         if not isinstance(r, bytes) or not _valid_runtime(r):
             raise _malformed(f"claims buffer: runtime claim {r!r} is not 1-32 of [a-z0-9-]")
         er.runtime = r.decode()
+    if "asps-domain" in m:
+        d = m["asps-domain"]
+        if not isinstance(d, bytes) or not _valid_runtime(d):
+            raise _malformed(f"claims buffer: asps-domain claim {d!r} is not 1-32 of [a-z0-9-]")
+        er.domain = d.decode()
     if "nonce" in m:
         n = m["nonce"]
         if not isinstance(n, bytes):
@@ -440,6 +459,9 @@ def _inspect_one(oid: str, fmt: str, critical: bool, value: bytes, spki: bytes) 
         return er
     er.binds_key = True
     er.binding = f"report_data[0:{_HASH_LEN[buf_name]}] = {buf_name}(claims-buffer); pubkey-hash = {hf[0]}(spki)"
+    if er.domain == DOMAIN_CERTIFICATE and rd == hashlib.sha256(claims_buf).digest() + bytes(32):
+        # Labelled: every byte of report data fixed by the buffer (binding: tcg-labelled).
+        er.binding += f"; asps-domain {DOMAIN_CERTIFICATE}"
     return er
 
 
