@@ -315,21 +315,23 @@ func TestAttack_ContinuationFlood15MiB(t *testing.T) {
 		cert tls.Certificate
 	}{{"anonymous", tls.Certificate{}}, {"screened certificate", untrustedCert(t)}} {
 		t.Run(tc.name, func(t *testing.T) {
-			const conns = 4
+			const conns = 6
 			before := heapInUse()
 			var outs []outcome
 			for range conns {
 				r := dialRawH2(t, h.addr, tc.cert)
 				r.grpcHeaders("/asps.v1.Secrets/GetSecrets")
 				first := r.block()
-				// 15 MiB of literal fields (never indexed), in 16 KiB frames.
+				// Literal fields (never indexed), 16 whole fields a frame.
 				field := hpack.HeaderField{Name: "x-junk", Value: strings.Repeat("j", 1000), Sensitive: true}
-				for r.hbuf.Len() < 16<<10 {
+				for range 16 {
 					r.enc.WriteField(field)
 				}
-				chunk := r.block()[:16<<10]
+				chunk := r.block()
 				err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: first})
-				for sent := 0; err == nil && sent < 15<<20; sent += len(chunk) {
+				// 15 MiB of header fields, decoded (HPACK's accounting:
+				// name + value + 32 per field).
+				for fields := 0; err == nil && fields*(len(field.Name)+len(field.Value)+32) < 15<<20; fields += 16 {
 					err = r.fr.WriteContinuation(1, false, chunk)
 				}
 				if err == nil {
