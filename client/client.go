@@ -51,7 +51,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: RA-TLS certificate: %w", err)
 	}
 	creds := credentials.NewTLS(ratls.ClientConfig(cert, cfg.ServerAuth))
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.DialOptions...)
+	// A server's header lists (status messages, metadata) are bounded:
+	// gRPC's default is 16 MiB, which HPACK lets a hostile server fill
+	// cheaply.
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithMaxHeaderListSize(64 << 10)}, cfg.DialOptions...)
 	conn, err := grpc.NewClient(cfg.Server, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", cfg.Server, err)
