@@ -64,6 +64,9 @@ func startServerProcess(t *testing.T, extra ...string) *serverProcess {
 		"--store", "file:" + write("secrets.yaml", []byte("demo-key: k\ndb-password: p\ntdx-token: t\nother-app: o\n")),
 		"--collateral-dir", bundle, "--audit", p.audit, "--metrics-listen", p.http, "--listen", "127.0.0.1:0",
 		"--insecure-simulator-root", root}, extra...)
+	if b := os.Getenv("ASPS_FLOOD_SERVER_BIN"); b != "" {
+		bin = b // e.g. an older build, for a before/after comparison
+	}
 	p.cmd = exec.Command(bin, args...)
 	stdout, _ := p.cmd.StdoutPipe()
 	stderr, _ := p.cmd.StderrPipe()
@@ -109,7 +112,8 @@ func startServerProcess(t *testing.T, extra ...string) *serverProcess {
 // during it, the server's memory stays bounded, and the audit file and
 // the log grow by kilobytes. Small counts by default; ASPS_FLOOD_FULL=1
 // runs the figures (2,000 idle, 60 amplification, 1,000 no-cert,
-// 1,000 bad-cert) and logs the report.
+// 1,000 bad-cert) and logs the report; ASPS_FLOOD_SERVER_BIN runs the
+// flood against another server binary (an older build, for comparison).
 func TestBenchFloodAgainstServerProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a server process")
@@ -118,6 +122,9 @@ func TestBenchFloodAgainstServerProcess(t *testing.T) {
 	counts := []string{"--idle", "200", "--amplify", "6", "--no-cert", "50", "--bad-cert", "50", "--hold", "1s"}
 	if os.Getenv("ASPS_FLOOD_FULL") == "1" {
 		counts = []string{"--idle", "2000", "--amplify", "60", "--no-cert", "1000", "--bad-cert", "1000", "--hold", "3s"}
+	}
+	if v := os.Getenv("ASPS_FLOOD_AMPLIFY"); v != "" {
+		counts = append(counts, "--amplify", v)
 	}
 	bin := buildBinary(t)
 	stderrBefore := p.stderrBytes.Load()
