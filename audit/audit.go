@@ -181,13 +181,16 @@ func (l *Logger) Probe() error {
 	if lost == 0 {
 		return nil
 	}
-	return l.Record(Record{Service: "audit", Decision: Notice, ReasonCode: "audit: write failed",
-		Reason: fmt.Sprintf("the audit log could not be written; %d records were lost", lost)})
+	return l.write(Record{Service: "audit", Decision: Notice, ReasonCode: "audit: write failed",
+		Reason: fmt.Sprintf("the audit log could not be written; %d records were lost", lost)}, false)
 }
 
 // Record writes one decision. A failure to write the audit file is
 // returned: a caller that cannot audit a release should not release.
-func (l *Logger) Record(r Record) error {
+func (l *Logger) Record(r Record) error { return l.write(r, true) }
+
+// write writes r; a failure counts as a lost record when lossy.
+func (l *Logger) write(r Record, lossy bool) error {
 	if l == nil {
 		return nil
 	}
@@ -220,7 +223,9 @@ func (l *Logger) Record(r Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, err := l.w.Write(b); err != nil {
-		l.lost++
+		if lossy || l.lost == 0 {
+			l.lost++
+		}
 		l.failures.Add(1)
 		return fmt.Errorf("write audit record: %w", err)
 	}
