@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
@@ -443,7 +444,11 @@ func waitConns(s *server.Server, ok func(open, unattested int) bool) (int, int) 
 // TestAttack_ConnectionCapPerAddress: one address cannot hold more than
 // MaxConnsPerIP connections; the next is closed at accept.
 func TestAttack_ConnectionCapPerAddress(t *testing.T) {
-	h := startHardened(t, func(o *server.Options) { o.Limits.MaxConnsPerIP = 10 })
+	reg := prometheus.NewRegistry()
+	h := startHardened(t, func(o *server.Options) {
+		o.Limits.MaxConnsPerIP = 10
+		o.Metrics = server.NewMetrics(reg, nil)
+	})
 	var conns []net.Conn
 	defer func() {
 		for _, c := range conns {
@@ -467,6 +472,41 @@ func TestAttack_ConnectionCapPerAddress(t *testing.T) {
 	if _, err := conns[10].Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Fatalf("connection over the per-address cap not closed: %v", err)
 	}
+	if v := metricValue(t, reg, "asps_connections_limited_total", "refused_per_ip_limit"); v != 1 {
+		t.Fatalf("asps_connections_limited_total{reason=refused_per_ip_limit} = %v, want 1", v)
+	}
+	if v := metricValue(t, reg, "asps_connections_open", ""); v != 10 {
+		t.Fatalf("asps_connections_open = %v, want 10", v)
+	}
+}
+
+// metricValue reads one counter or gauge from reg: the first series with
+// a label of the value label (any series when label is empty).
+func metricValue(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := label == ""
+			for _, l := range m.GetLabel() {
+				match = match || l.GetValue() == label
+			}
+			if !match {
+				continue
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 func isTimeout(err error) bool {
@@ -581,7 +621,9 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 // when the file can be written again.
 func TestAttack_AuditUnwritableStopsReleasesSilently(t *testing.T) {
 	w := &failingWriter{}
+	reg := prometheus.NewRegistry()
 	h := startHardened(t, func(o *server.Options) {
+		o.Metrics = server.NewMetrics(reg, nil)
 		o.Audit = audit.New(w, nil)
 		o.Limits.AuditProbeInterval = 50 * time.Millisecond
 	})
@@ -597,6 +639,12 @@ func TestAttack_AuditUnwritableStopsReleasesSilently(t *testing.T) {
 	}
 	if err := h.srv.Ready(); err == nil || !strings.Contains(err.Error(), "audit") {
 		t.Fatalf("Ready while the audit log fails: %v", err)
+	}
+	if v := metricValue(t, reg, "asps_audit_write_failures_total", ""); v < 1 {
+		t.Fatalf("asps_audit_write_failures_total = %v", v)
+	}
+	if v := metricValue(t, reg, "asps_decisions_total", server.ReasonAuditUnavailable); v != 1 {
+		t.Fatalf("asps_decisions_total{reason=%q} = %v, want 1", server.ReasonAuditUnavailable, v)
 	}
 	hc := healthpb.NewHealthClient(c.Conn())
 	if r, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
