@@ -42,14 +42,20 @@ func newConnLimiter(l net.Listener, maxTotal, maxPerIP int, unauthLife time.Dura
 		perIP: map[string]int{}, byAddr: map[string]*limitedConn{}, unauth: list.New()}
 }
 
+// hostOf is the source a per-address limit counts: the IP address, and
+// for IPv6 its /64 (one host commonly holds a whole /64).
 func hostOf(a net.Addr) string {
 	if a == nil {
 		return ""
 	}
-	if h, _, err := net.SplitHostPort(a.String()); err == nil {
-		return h
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
 	}
-	return a.String()
+	if ip := net.ParseIP(h); ip != nil && ip.To4() == nil {
+		return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return h
 }
 
 // Accept returns the next connection within the limits; connections over
