@@ -383,6 +383,26 @@ func TestAttack_StreamWaitsForeverForItsRequest(t *testing.T) {
 	t.Fatal("a stream without its request message is still open")
 }
 
+// TestAttack_OpenStreamKeepsConnectionAlive: the idle timer does not run
+// while a stream is open, so one stream that never completes kept its
+// connection forever (issue 16.1). Every connection is drained (GOAWAY)
+// after Limits.MaxConnectionAge, open streams or not.
+func TestAttack_OpenStreamKeepsConnectionAlive(t *testing.T) {
+	h := startHardened(t, func(o *server.Options) {
+		o.Limits.RequestWait = time.Minute
+		o.Limits.MaxConnectionAge = 300 * time.Millisecond
+	})
+	r := dialRawH2(t, h.addr, untrustedCert(t))
+	r.grpcHeaders("/asps.v1.Secrets/GetSecrets")
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.block(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	// Generous: the age is 300ms; failing means "never".
+	if o := r.readUntilPingAck(t, 10*time.Second); !o.ended {
+		t.Fatal("a connection with an open stream was not drained after MaxConnectionAge")
+	}
+}
+
 // TestAttack_IdleConnectionFlood: thousands of connections that never
 // present a certificate (never even start TLS) used to be held for
 // minutes with no cap, and legitimate fetches timed out (issue 11.7).
