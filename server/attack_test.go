@@ -513,6 +513,17 @@ func TestAttack_UnattestedConnectionsHeldForMinutes(t *testing.T) {
 	if open, unattested := waitConns(h.srv, func(o, _ int) bool { return o == 0 }); open != 0 {
 		t.Fatalf("%d open, %d unattested", open, unattested)
 	}
+	// A genuine TEE that the policy does not know (its quote verifies)
+	// is not protected either: any TEE has a quote.
+	stranger := devmode.DemoIdentity(claims.SGX)
+	stranger.MrEnclave[0] ^= 0xff
+	c := h.client(t, simOpts{TEE: claims.SGX, Identity: stranger})
+	if _, err := c.GetSecrets(context.Background(), "demo-key"); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("stranger: %v", err)
+	}
+	if open, unattested := waitConns(h.srv, func(o, _ int) bool { return o == 0 }); open != 0 {
+		t.Fatalf("a stranger's connection held: %d open, %d unattested", open, unattested)
+	}
 }
 
 func waitConns(s *server.Server, ok func(open, unattested int) bool) (int, int) {

@@ -138,15 +138,16 @@ func (l *connLimiter) forgetLocked(c *limitedConn) {
 	l.metrics.connGone()
 }
 
-// attested marks the connection of the peer at addr as attested: it is no
-// longer subject to the unauthenticated lifetime or to eviction.
-func (l *connLimiter) attested(addr net.Addr) {
-	if l == nil || addr == nil {
+// attested marks the connection of the peer at addr (its remote address)
+// as attested: it is no longer subject to the unauthenticated lifetime or
+// to eviction.
+func (l *connLimiter) attested(addr string) {
+	if l == nil || addr == "" {
 		return
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	c := l.byAddr[addr.String()]
+	c := l.byAddr[addr]
 	if c == nil || c.el == nil {
 		return
 	}

@@ -90,7 +90,8 @@ type Limits struct {
 	// (default 5s).
 	HandshakeTimeout time.Duration
 	// UnauthenticatedLifetime bounds how long a connection stays open
-	// before a request on it has been attested (default 30s).
+	// before a request on it has been attested and matched an app of the
+	// policy (default 30s).
 	UnauthenticatedLifetime time.Duration
 	// RequestWait bounds how long a stream may wait for its request
 	// message after its headers (default 10s).
@@ -346,8 +347,11 @@ func (s *Server) probeAudit() {
 	}
 }
 
-// attested marks the connection of the peer at addr as attested.
-func (s *Server) attested(addr net.Addr) {
+// attested marks the connection of the peer at addr as that of a
+// workload the policy recognises: such connections are neither evicted
+// nor timed out as unattested. A quote that verifies is not enough (any
+// genuine TEE has one).
+func (s *Server) attested(addr string) {
 	s.mu.Lock()
 	ls := s.limiters
 	s.mu.Unlock()
@@ -535,7 +539,6 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 		d.rec.ReasonCode = reasonCode(err)
 		return status.Errorf(codes.Unauthenticated, "attestation: %v", err)
 	}
-	s.attested(p.Addr)
 	d.claims = c
 	d.rec.FromClaims(c)
 	d.rec.CollateralGrace = c.CollateralGrace
@@ -580,6 +583,7 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	}
 	d.app = app
 	d.rec.App = app.ID
+	s.attested(d.rec.Peer)
 	return nil
 }
 
@@ -777,6 +781,7 @@ func (x *secretsService) WhoAmI(ctx context.Context, _ *aspsv1.WhoAmIRequest) (*
 	} else {
 		resp.MatchedApp = app.ID
 		resp.SecretNames = app.SecretNames()
+		x.s.attested(d.rec.Peer)
 	}
 	return resp, nil
 }
