@@ -66,6 +66,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	maxConnsPerIP := fs.Int("max-conns-per-ip", 256, "cap on open connections from one source address (negative: no cap)")
 	handshakeTimeout := fs.Duration("handshake-timeout", 5*time.Second, "bound on the TLS handshake")
 	unauthLife := fs.Duration("unattested-conn-lifetime", 30*time.Second, "close a connection on which no request has been attested within this time")
+	failRate := fs.Float64("failed-attestation-rate", 2, "failed attestations per second allowed per source address; over it (after --failed-attestation-burst) its requests are refused with RESOURCE_EXHAUSTED")
+	failBurst := fs.Int("failed-attestation-burst", 20, "failed attestations a source address may make at once")
 	auditMaxSize := fs.Int("audit-max-size", audit.DefaultRotation.MaxSizeMB, "rotate the audit file at this many `MB`")
 	auditMaxBackups := fs.Int("audit-max-backups", audit.DefaultRotation.MaxBackups, "rotated audit files to keep")
 	auditMaxAge := fs.Int("audit-max-age", 0, "remove rotated audit files older than this many `days` (0: by count only)")
@@ -147,7 +149,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 		al = audit.New(nil, logger)
 	}
 	srv, err := server.New(server.Options{Certificate: cert, Verifier: rv, Policy: holder, Store: st, Inline: inline, Audit: al, Logger: logger, Metrics: metrics,
-		Dev: dev, Limits: server.Limits{MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, HandshakeTimeout: *handshakeTimeout, UnauthenticatedLifetime: *unauthLife}})
+		Dev: dev, Limits: server.Limits{MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, HandshakeTimeout: *handshakeTimeout, UnauthenticatedLifetime: *unauthLife,
+			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst}})
 	if err != nil {
 		return err
 	}
