@@ -10,8 +10,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/asps-project/asps/claims"
 )
@@ -20,6 +24,9 @@ import (
 const (
 	Allow = "allow"
 	Deny  = "deny"
+	// Notice is a record about the audit log itself (an outage of the
+	// file, records lost during it).
+	Notice = "notice"
 )
 
 // Record is one decision.
@@ -51,6 +58,13 @@ type Record struct {
 	// workload not allowed", "quote: no matching TCB level", ...).
 	ReasonCode string `json:"reason_code,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	// RequestedCount is how many names a peer that was not attested asked
+	// for: its names themselves (attacker-chosen bulk) are not recorded.
+	RequestedCount int `json:"requested_count,omitempty"`
+	// Suppressed counts the refusals like this one (same reason code,
+	// peers not attested) that were counted but not recorded one by one
+	// since the previous record of that reason.
+	Suppressed uint64 `json:"suppressed,omitempty"`
 }
 
 // FromClaims fills the identity fields of r from verified claims.
@@ -80,23 +94,103 @@ type Logger struct {
 	w   io.Writer
 	c   io.Closer
 	log *slog.Logger
+	// lost counts records not written since the last successful write;
+	// failures counts every failed write.
+	lost     uint64
+	failures atomic.Uint64
 }
 
 // New writes JSON lines to w (nil: none) and a summary to log (nil: none).
 func New(w io.Writer, log *slog.Logger) *Logger { return &Logger{w: w, log: log} }
 
-// Open appends JSON lines to the file at path (created 0600).
+// Rotation bounds the audit file: it is rotated when it reaches MaxSizeMB,
+// and rotated files beyond MaxBackups or older than MaxAgeDays are
+// removed (lumberjack).
+type Rotation struct {
+	MaxSizeMB  int  // default 100
+	MaxBackups int  // default 10
+	MaxAgeDays int  // default 0: no age limit
+	Compress   bool // gzip rotated files
+}
+
+// DefaultRotation is what Open uses.
+var DefaultRotation = Rotation{MaxSizeMB: 100, MaxBackups: 10}
+
+// Open appends JSON lines to the file at path (created 0600), rotated
+// with DefaultRotation.
 func Open(path string, log *slog.Logger) (*Logger, error) {
+	return OpenRotating(path, DefaultRotation, log)
+}
+
+// OpenRotating appends JSON lines to the file at path (created 0600),
+// rotated and pruned as r says. The file is opened (or created) now, so
+// a path that cannot be written is an error at start-up.
+func OpenRotating(path string, r Rotation, log *slog.Logger) (*Logger, error) {
+	if r.MaxSizeMB <= 0 {
+		r.MaxSizeMB = DefaultRotation.MaxSizeMB
+	}
+	if r.MaxBackups <= 0 {
+		r.MaxBackups = DefaultRotation.MaxBackups
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// lumberjack renames the file it rotates: never a device or FIFO.
+		return nil, fmt.Errorf("open audit log: %s is not a regular file", path)
+	}
+	// Create it 0600 up front (lumberjack keeps an existing file's mode).
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	return &Logger{w: f, c: f, log: log}, nil
+	f.Close()
+	lj := &lumberjack.Logger{
+		Filename: filepath.Clean(path), MaxSize: r.MaxSizeMB, MaxBackups: r.MaxBackups,
+		MaxAge: r.MaxAgeDays, Compress: r.Compress, LocalTime: false,
+	}
+	return &Logger{w: lj, c: lj, log: log}, nil
+}
+
+// Failures returns how many audit writes have failed since start.
+func (l *Logger) Failures() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.failures.Load()
+}
+
+// Healthy reports whether the last write succeeded.
+func (l *Logger) Healthy() bool {
+	if l == nil {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost == 0
+}
+
+// Probe, after a failed write, tries to write a notice that the audit
+// log was unwritable and how many records were lost; it returns nil once
+// that succeeds (the log works again), and does nothing while the log is
+// healthy.
+func (l *Logger) Probe() error {
+	if l == nil || l.w == nil {
+		return nil
+	}
+	l.mu.Lock()
+	lost := l.lost
+	l.mu.Unlock()
+	if lost == 0 {
+		return nil
+	}
+	return l.write(Record{Service: "audit", Decision: Notice, ReasonCode: "audit: write failed",
+		Reason: fmt.Sprintf("the audit log could not be written; %d records were lost", lost)}, false)
 }
 
 // Record writes one decision. A failure to write the audit file is
 // returned: a caller that cannot audit a release should not release.
-func (l *Logger) Record(r Record) error {
+func (l *Logger) Record(r Record) error { return l.write(r, true) }
+
+// write writes r; a failure counts as a lost record when lossy.
+func (l *Logger) write(r Record, lossy bool) error {
 	if l == nil {
 		return nil
 	}
@@ -129,8 +223,13 @@ func (l *Logger) Record(r Record) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if _, err := l.w.Write(b); err != nil {
+		if lossy || l.lost == 0 {
+			l.lost++
+		}
+		l.failures.Add(1)
 		return fmt.Errorf("write audit record: %w", err)
 	}
+	l.lost = 0
 	return nil
 }
 

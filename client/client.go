@@ -60,7 +60,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: RA-TLS certificate: %w", err)
 	}
 	creds := credentials.NewTLS(ratls.ClientConfig(cert, cfg.ServerAuth))
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	// A server's header lists (status messages, metadata) are bounded:
+	// gRPC's default is 16 MiB, which HPACK lets a hostile server fill
+	// cheaply.
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithMaxHeaderListSize(64 << 10)}
 	if cfg.SessionEvidence {
 		opts = append(opts, grpc.WithPerRPCCredentials(ratls.SessionCredentials(cfg.Attester, cert)))
 	}

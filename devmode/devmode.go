@@ -238,7 +238,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		pin = ratls.SPKIHash(cert.Leaf)
 	}
 	srv, err := server.New(server.Options{
-		Certificate: cert, Verifier: rv, Policy: holder, Store: st, Audit: o.Audit, Logger: o.Logger,
+		Certificate: cert, Verifier: rv, Policy: holder, Store: st, Audit: o.Audit, Logger: o.Logger, Dev: true,
 	})
 	if err != nil {
 		return nil, err

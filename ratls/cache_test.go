@@ -3,10 +3,14 @@ package ratls
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/dcap"
 )
 
 func TestVerifierCache(t *testing.T) {
@@ -84,17 +88,24 @@ func TestVerifierCache(t *testing.T) {
 			t.Fatalf("%d quote verifications, want 2", n)
 		}
 	})
-	t.Run("failures are not cached", func(t *testing.T) {
-		qv := verifierFor() // trusts nothing
-		v := NewVerifier(qv, VerifyOptions{})
-		cert := newCert()
-		for range 2 {
-			if _, err := v.Verify(ctx, cert.Leaf); !errors.Is(err, ErrQuoteRejected) {
-				t.Fatalf("%v", err)
+	t.Run("transient failures are not cached", func(t *testing.T) {
+		for name, qerr := range map[string]error{
+			"collateral unavailable": errors.New("dcap adapter: collateral: PCCS unreachable"),
+			"collateral missing":     &dcap.Rejection{Check: dcap.CheckTCBInfo, Reason: dcap.ErrCollateralMissing},
+			"timed out":              context.DeadlineExceeded,
+		} {
+			var calls atomic.Int32
+			qv := QuoteVerifierFunc(func(context.Context, []byte) (*claims.Claims, error) { calls.Add(1); return nil, qerr })
+			v := NewVerifier(qv, VerifyOptions{})
+			cert := newCert()
+			for range 2 {
+				if _, err := v.Verify(ctx, cert.Leaf); !errors.Is(err, ErrQuoteRejected) {
+					t.Fatalf("%s: %v", name, err)
+				}
 			}
-		}
-		if n := qv.calls.Load(); n != 2 {
-			t.Fatalf("%d quote verifications, want 2", n)
+			if n := calls.Load(); n != 2 {
+				t.Fatalf("%s: %d quote verifications, want 2 (not remembered)", name, n)
+			}
 		}
 	})
 	t.Run("copies", func(t *testing.T) {
@@ -141,5 +152,142 @@ func TestVerifierConcurrent(t *testing.T) {
 	}
 	if n := v.cache.len(); n > 4 {
 		t.Errorf("cache holds %d entries, bound 4", n)
+	}
+}
+
+// TestAttack_ForgedCertificateReverifiedEveryTime: a forged certificate
+// (here: a quote under an attestation key no root vouches for) cost a full
+// quote verification on every presentation (issue 11.9). Failures are
+// remembered by certificate hash for NegativeCacheTTL, in a bounded cache:
+// N presentations cost one verification, with the same reason each time.
+func TestAttack_ForgedCertificateReverifiedEveryTime(t *testing.T) {
+	forger := newFakeTEE(t, false)
+	base := time.Now()
+	var offset atomic.Int64
+	clock := func() time.Time { return base.Add(time.Duration(offset.Load())) }
+	ctx := context.Background()
+	forged := func() *x509.Certificate {
+		c, err := NewCertificate(ctx, forger, CertOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf
+	}
+	t.Run("N presentations, one verification", func(t *testing.T) {
+		qv := verifierFor() // trusts no key
+		v := NewVerifier(qv, VerifyOptions{Now: clock})
+		cert := forged()
+		const n = 50
+		for range n {
+			_, err := v.Verify(ctx, cert)
+			if !errors.Is(err, ErrQuoteRejected) || !errors.Is(err, dcap.ErrUntrustedRoot) {
+				t.Fatalf("forged certificate: %v", err)
+			}
+		}
+		if c := qv.calls.Load(); c != 1 {
+			t.Fatalf("%d quote verifications for %d presentations of one forged certificate, want 1", c, n)
+		}
+		// After the TTL it is verified again.
+		offset.Store(int64(31 * time.Second))
+		v.Verify(ctx, cert)
+		if c := qv.calls.Load(); c != 2 {
+			t.Fatalf("%d quote verifications after the negative TTL, want 2", c)
+		}
+	})
+	t.Run("bounded", func(t *testing.T) {
+		offset.Store(0)
+		v := NewVerifier(verifierFor(), VerifyOptions{Now: clock, NegativeCacheSize: 3})
+		for range 10 {
+			v.Verify(ctx, forged())
+		}
+		if n := v.neg.len(); n != 3 {
+			t.Fatalf("negative cache holds %d entries, bound 3", n)
+		}
+	})
+	t.Run("disabled", func(t *testing.T) {
+		qv := verifierFor()
+		v := NewVerifier(qv, VerifyOptions{NegativeCacheSize: -1})
+		cert := forged()
+		v.Verify(ctx, cert)
+		v.Verify(ctx, cert)
+		if c := qv.calls.Load(); c != 2 {
+			t.Fatalf("%d quote verifications with the negative cache off, want 2", c)
+		}
+	})
+	t.Run("a good certificate is not shadowed", func(t *testing.T) {
+		good := newFakeTEE(t, false)
+		v := NewVerifier(verifierFor(good), VerifyOptions{})
+		c, err := NewCertificate(ctx, good, CertOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Verify(ctx, forged())
+		if _, err := v.Verify(ctx, c.Leaf); err != nil {
+			t.Fatal(err)
+		}
+		if !v.Known(c.Leaf) {
+			t.Fatal("a verified certificate is not known")
+		}
+	})
+}
+
+// unsupportedQuoter returns quotes of an attestation key type this
+// package does not verify (ECDSA P-384).
+type unsupportedQuoter struct{ *fakeTEE }
+
+func (u unsupportedQuoter) Quote(ctx context.Context, rd [64]byte) ([]byte, error) {
+	q, err := u.fakeTEE.Quote(ctx, rd)
+	if err == nil {
+		q[2] = 3
+	}
+	return q, err
+}
+
+// TestAttack_UnsupportedQuoteReportedAsMalformed: every quote parse error
+// used to be wrapped as malformed evidence, so an unsupported quote (a
+// kind a future version may verify) and a corrupt one could not be told
+// apart (issue 11.14).
+func TestAttack_UnsupportedQuoteReportedAsMalformed(t *testing.T) {
+	ctx := context.Background()
+	tee := newFakeTEE(t, false)
+	v := NewVerifier(verifierFor(tee), VerifyOptions{})
+	c, err := NewCertificate(ctx, unsupportedQuoter{tee}, CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.Verify(ctx, c.Leaf)
+	if !errors.Is(err, ErrUnsupportedEvidence) || errors.Is(err, ErrMalformedEvidence) || !errors.Is(err, dcap.ErrUnsupported) {
+		t.Fatalf("unsupported quote: %v", err)
+	}
+}
+
+// TestScreen: the handshake's structural screen refuses what is not an
+// RA-TLS certificate without verifying anything.
+func TestScreen(t *testing.T) {
+	ctx := context.Background()
+	tee := newFakeTEE(t, false)
+	var calls atomic.Int32
+	v := NewVerifier(QuoteVerifierFunc(func(context.Context, []byte) (*claims.Claims, error) { calls.Add(1); return nil, errors.New("x") }), VerifyOptions{})
+	good, err := NewCertificate(ctx, tee, CertOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := buildCert(t, certSpec{}).Leaf
+	for _, tc := range []struct {
+		name string
+		peer []*x509.Certificate
+		want error
+	}{
+		{"no certificate", nil, ErrNoCertificate},
+		{"no evidence", []*x509.Certificate{plain}, ErrNoEvidence},
+		{"RA-TLS certificate", []*x509.Certificate{good.Leaf}, nil},
+	} {
+		err := v.Screen(tc.peer)
+		if tc.want == nil && err != nil || tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	if calls.Load() != 0 {
+		t.Fatal("the screen verified a quote")
 	}
 }

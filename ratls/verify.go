@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"time"
 
 	"github.com/asps-project/asps/claims"
@@ -50,6 +51,15 @@ type VerifyOptions struct {
 	// it is also bounded by the claims' CollateralExpiry and the
 	// certificate's NotAfter.
 	CacheTTL time.Duration
+	// NegativeCacheSize bounds how many failed verifications are
+	// remembered (default 4096 entries; a negative value disables it), and
+	// NegativeCacheTTL how long (default 30s): the same refused
+	// certificate presented again is refused from memory, without running
+	// the quote verification again. Failures that may heal on their own
+	// (a cancelled or timed-out verification, collateral that could not be
+	// fetched) are not remembered.
+	NegativeCacheSize int
+	NegativeCacheTTL  time.Duration
 	// Timeout bounds a verification started by a TLS handshake that has
 	// no context of its own (client side; default 30s).
 	Timeout time.Duration
@@ -64,6 +74,7 @@ type Verifier struct {
 	qv    QuoteVerifier
 	opts  VerifyOptions
 	cache *resultCache
+	neg   *failureCache
 }
 
 // NewVerifier returns a Verifier over qv. A nil qv rejects everything with
@@ -78,13 +89,20 @@ func NewVerifier(qv QuoteVerifier, opts VerifyOptions) *Verifier {
 	if opts.CacheTTL <= 0 {
 		opts.CacheTTL = 10 * time.Minute
 	}
+	if opts.NegativeCacheSize == 0 {
+		opts.NegativeCacheSize = 4096
+	}
+	if opts.NegativeCacheTTL <= 0 {
+		opts.NegativeCacheTTL = 30 * time.Second
+	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 30 * time.Second
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Verifier{qv: qv, opts: opts, cache: newResultCache(max(opts.CacheSize, 0))}
+	return &Verifier{qv: qv, opts: opts, cache: newResultCache(max(opts.CacheSize, 0)),
+		neg: newFailureCache(max(opts.NegativeCacheSize, 0))}
 }
 
 // Verify checks an RA-TLS certificate and returns the verified claims of
@@ -111,8 +129,15 @@ func (v *Verifier) Verify(ctx context.Context, cert *x509.Certificate) (*claims.
 	if c, ok := v.cache.get(key, now); ok {
 		return c, nil
 	}
+	if err, ok := v.neg.get(key, now); ok {
+		return nil, err
+	}
 	c, err := v.verify(ctx, cert, now)
 	if err != nil {
+		var re *Error
+		if errors.As(err, &re) && rememberFailure(re) {
+			v.neg.put(key, re, now.Add(v.opts.NegativeCacheTTL))
+		}
 		return nil, err
 	}
 	exp := now.Add(v.opts.CacheTTL)
@@ -152,7 +177,11 @@ func (v *Verifier) verify(ctx context.Context, cert *x509.Certificate, now time.
 	ev := evs[0]
 	q, err := dcap.ParseQuote(ev.Quote)
 	if err != nil {
-		return nil, failWith("parse quote", ErrMalformedEvidence, err, "quote in extension %s", ev.OID)
+		reason := ErrMalformedEvidence
+		if errors.Is(err, dcap.ErrUnsupported) {
+			reason = ErrUnsupportedEvidence
+		}
+		return nil, failWith("parse quote", reason, err, "quote in extension %s", ev.OID)
 	}
 	b := CheckBinding(ev, q, cert.RawSubjectPublicKeyInfo)
 	if !b.Binds {
@@ -233,6 +262,63 @@ func cloneClaims(c *claims.Claims) *claims.Claims {
 		out.TDX = &t
 	}
 	return &out
+}
+
+// rememberFailure says whether a failed verification may be answered
+// from the negative cache: only verdicts about the certificate itself, not
+// failures that may heal (a cancelled or timed-out verification, no
+// verifier, collateral that could not be obtained).
+func rememberFailure(e *Error) bool {
+	if e.Reason == ErrNoVerifier || errors.Is(e, context.Canceled) || errors.Is(e, context.DeadlineExceeded) {
+		return false
+	}
+	if e.Reason != ErrQuoteRejected {
+		return true
+	}
+	switch r := dcap.ReasonOf(e); r {
+	case nil, dcap.ErrCollateralMissing, dcap.ErrCollateralExpired, dcap.ErrCRLMissing, dcap.ErrCRLExpired:
+		return false
+	}
+	return true
+}
+
+// Known reports whether cert has a cached successful verification that is
+// still valid: a caller can then serve it even while refusing costly new
+// verifications.
+func (v *Verifier) Known(cert *x509.Certificate) bool {
+	if v == nil || cert == nil {
+		return false
+	}
+	now := time.Now()
+	if v.opts.Now != nil {
+		now = v.opts.Now()
+	}
+	_, ok := v.cache.get(sha256.Sum256(cert.Raw), now)
+	return ok
+}
+
+// Screen does the cheap structural checks of a TLS peer's certificate —
+// present, a supported key, no unknown critical extension, an evidence
+// extension within the size cap — without verifying any signature or
+// quote. A server refuses at the handshake what fails them, so a peer
+// without an RA-TLS certificate costs a handshake and nothing more.
+func (v *Verifier) Screen(peer []*x509.Certificate) error {
+	if len(peer) == 0 {
+		return fail("screen peer", ErrNoCertificate, "want a self-signed RA-TLS certificate")
+	}
+	cert := peer[0]
+	if err := checkKey(cert); err != nil {
+		return err
+	}
+	if crit := unknownCritical(cert); len(crit) > 0 {
+		return fail("check certificate", ErrUnknownCriticalExtension, "%d unknown critical extensions", len(crit))
+	}
+	max := DefaultMaxEvidenceSize
+	if v != nil {
+		max = v.opts.MaxEvidenceSize
+	}
+	_, err := FindEvidence(cert, max)
+	return err
 }
 
 // verifyLeaf verifies the first certificate of a TLS peer.

@@ -21,6 +21,10 @@ type Metrics struct {
 	verifySecs  *prometheus.HistogramVec
 	storeSecs   *prometheus.HistogramVec
 	requestSecs *prometheus.HistogramVec
+	conns       prometheus.Gauge
+	connEvents  *prometheus.CounterVec
+	handshakes  *prometheus.CounterVec
+	auditFails  prometheus.Counter
 }
 
 // NewMetrics registers the metrics with reg; dv, when set, also exports
@@ -46,7 +50,17 @@ func NewMetrics(reg prometheus.Registerer, dv *dcap.Verifier) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}, []string{"method"}),
 	}
-	reg.MustRegister(m.requests, m.decisions, m.verifySecs, m.storeSecs, m.requestSecs)
+	m.conns = prometheus.NewGauge(prometheus.GaugeOpts{Name: "asps_connections_open", Help: "Open gRPC connections."})
+	m.connEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "asps_connections_limited_total", Help: "Connections refused or closed by the connection limits, by reason.",
+	}, []string{"reason"})
+	m.handshakes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "asps_handshake_refusals_total", Help: "TLS handshakes refused or failed, by reason code.",
+	}, []string{"reason"})
+	m.auditFails = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "asps_audit_write_failures_total", Help: "Audit records that could not be written (a release is refused when its record cannot be written).",
+	})
+	reg.MustRegister(m.requests, m.decisions, m.verifySecs, m.storeSecs, m.requestSecs, m.conns, m.connEvents, m.handshakes, m.auditFails)
 	if dv != nil {
 		reg.MustRegister(&cacheCollector{dv: dv, desc: prometheus.NewDesc(
 			"asps_verifier_cache_total", "Quote verifier cache lookups by cache and result.",
@@ -108,5 +122,43 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		{"qe_report", "hit", s.QEReportHits}, {"qe_report", "miss", s.QEReportMisses},
 	} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v.n), v.cache, v.result)
+	}
+}
+
+// The methods below accept a nil *Metrics (no metrics configured).
+
+func (m *Metrics) connOpened() {
+	if m != nil {
+		m.conns.Inc()
+	}
+}
+
+func (m *Metrics) connGone() {
+	if m != nil {
+		m.conns.Dec()
+	}
+}
+
+func (m *Metrics) connRefused(reason string) {
+	if m != nil {
+		m.connEvents.WithLabelValues("refused_" + reason).Inc()
+	}
+}
+
+func (m *Metrics) connClosed(reason string) {
+	if m != nil {
+		m.connEvents.WithLabelValues("closed_" + reason).Inc()
+	}
+}
+
+func (m *Metrics) handshakeRefused(reason string) {
+	if m != nil {
+		m.handshakes.WithLabelValues(reason).Inc()
+	}
+}
+
+func (m *Metrics) auditFailure() {
+	if m != nil {
+		m.auditFails.Inc()
 	}
 }

@@ -19,8 +19,11 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/time/rate"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -31,6 +34,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	aspsv1 "github.com/asps-project/asps/api/asps/v1"
 	intelaspspb "github.com/asps-project/asps/api/intelasps"
@@ -65,13 +69,106 @@ type Options struct {
 	Metrics *Metrics
 	// StoreTimeout bounds one secret fetch (default 10s).
 	StoreTimeout time.Duration
+	// Dev makes refusals and WhoAmI explain a policy mismatch with the
+	// policy's own detail (the closest app's id and expected values).
+	// Outside dev mode a workload learns only about itself; the detail
+	// goes to the audit record and the log.
+	Dev bool
+	// Limits bound what peers, attested or not, can hold (zero values:
+	// defaults).
+	Limits Limits
+}
+
+// Limits bound the resources a peer can hold. Zero values take the
+// defaults; a negative count disables that cap.
+type Limits struct {
+	// MaxConns caps open connections in all (default 4096) and
+	// MaxConnsPerIP per source address (default 256). At the total cap
+	// the oldest connection not yet attested is closed for the new one.
+	MaxConns      int
+	MaxConnsPerIP int
+	// HandshakeTimeout bounds the TLS handshake and HTTP/2 preface
+	// (default 5s).
+	HandshakeTimeout time.Duration
+	// UnauthenticatedLifetime bounds how long a connection stays open
+	// before a request on it has been attested and matched an app of the
+	// policy (default 30s).
+	UnauthenticatedLifetime time.Duration
+	// RequestWait bounds how long a stream may wait for its request
+	// message after its headers (default 10s).
+	RequestWait time.Duration
+	// MaxConnectionAge bounds any connection's life (default 1h; it is
+	// then drained with a 30s grace).
+	MaxConnectionAge time.Duration
+	// MaxHeaderListSize bounds a request's header list, decoded (default
+	// 16 KiB: gRPC metadata of a workload is a few hundred bytes).
+	MaxHeaderListSize uint32
+	// FailedAttestationRate and FailedAttestationBurst rate-limit failed
+	// attestations per source address (default 2/s, burst 20): over it,
+	// requests from that address are refused with ResourceExhausted
+	// before any verification, unless their certificate is already known
+	// good.
+	FailedAttestationRate  float64
+	FailedAttestationBurst int
+	// AuditSampleInterval: refusals of peers that were not attested are
+	// recorded at most once per interval and reason, with a count of
+	// those suppressed (default 1s).
+	AuditSampleInterval time.Duration
+	// AuditProbeInterval: while the audit log cannot be written, how
+	// often it is retried (default 5s).
+	AuditProbeInterval time.Duration
+}
+
+func (l *Limits) defaults() {
+	if l.MaxConns == 0 {
+		l.MaxConns = 4096
+	}
+	if l.MaxConnsPerIP == 0 {
+		l.MaxConnsPerIP = 256
+	}
+	if l.HandshakeTimeout <= 0 {
+		l.HandshakeTimeout = 5 * time.Second
+	}
+	if l.UnauthenticatedLifetime <= 0 {
+		l.UnauthenticatedLifetime = 30 * time.Second
+	}
+	if l.RequestWait <= 0 {
+		l.RequestWait = 10 * time.Second
+	}
+	if l.MaxConnectionAge <= 0 {
+		l.MaxConnectionAge = time.Hour
+	}
+	if l.MaxHeaderListSize == 0 {
+		l.MaxHeaderListSize = 16 << 10
+	}
+	if l.FailedAttestationRate <= 0 {
+		l.FailedAttestationRate = 2
+	}
+	if l.FailedAttestationBurst <= 0 {
+		l.FailedAttestationBurst = 20
+	}
+	if l.AuditSampleInterval <= 0 {
+		l.AuditSampleInterval = time.Second
+	}
+	if l.AuditProbeInterval <= 0 {
+		l.AuditProbeInterval = 5 * time.Second
+	}
 }
 
 // Server is the gRPC server with every service registered.
 type Server struct {
-	opts   Options
-	grpc   *grpc.Server
-	health *health.Server
+	opts    Options
+	grpc    *grpc.Server
+	health  *health.Server
+	fails   *failLimiter
+	sampler *refusalSampler
+
+	mu       sync.Mutex
+	limiters []*connLimiter
+	storeOK  bool
+	auditOK  bool
+	stop     chan struct{}
+	stopOnce sync.Once
 }
 
 // New builds the server; Serve starts it.
@@ -85,29 +182,47 @@ func New(opts Options) (*Server, error) {
 	if opts.StoreTimeout <= 0 {
 		opts.StoreTimeout = 10 * time.Second
 	}
-	// The handshake asks for a client certificate and, when one is given,
-	// proves the client holds its key. The RA-TLS verification itself
-	// (evidence, binding, quote) runs in each handler through
-	// Verifier.PeerClaims — cached by certificate — so that a refusal,
-	// including "no certificate", reaches the client as a gRPC status
-	// naming the failed check and is audited, instead of a bare TLS
-	// alert. No secret is served before it succeeds; only the health and
-	// reflection services answer an unattested peer.
+	opts.Limits.defaults()
+	lim := opts.Limits
+	// The handshake requires a client certificate, proves the client
+	// holds its key and screens the certificate's structure (a supported
+	// key, an evidence extension within the size cap): a peer without an
+	// RA-TLS certificate is refused there, having cost a handshake, and
+	// never reaches HTTP/2. The RA-TLS verification itself (binding,
+	// quote) runs in each handler through Verifier.PeerClaims — cached by
+	// certificate, failures too — so that its refusal reaches the client
+	// as a gRPC status naming the failed check and is audited. No secret
+	// is served before it succeeds. Health probes without a certificate
+	// use the metrics listener's /healthz.
 	tlsConf := opts.Verifier.ServerConfig(opts.Certificate)
-	tlsConf.VerifyConnection = nil
-	tlsConf.ClientAuth = tls.RequestClientCert
-	s := &Server{opts: opts, health: health.NewServer()}
-	sopts := []grpc.ServerOption{grpc.Creds(credentials.NewTLS(tlsConf))}
+	tlsConf.ClientAuth = tls.RequireAnyClientCert
+	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return opts.Verifier.Screen(cs.PeerCertificates) }
+	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
+		fails:   newFailLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
+		sampler: newRefusalSampler(lim.AuditSampleInterval)}
+	sopts := []grpc.ServerOption{
+		grpc.Creds(&screenedCreds{TransportCredentials: credentials.NewTLS(tlsConf), s: s}),
+		grpc.InTapHandle(s.tapRequestWait),
+		grpc.ChainStreamInterceptor(s.streamArrived),
+		grpc.ChainUnaryInterceptor(s.requestArrived),
+	}
 	if opts.Metrics != nil {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.unaryInterceptor))
 	}
 	sopts = append(sopts,
 		grpc.MaxRecvMsgSize(64<<10),
 		grpc.MaxConcurrentStreams(128),
-		grpc.ConnectionTimeout(10*time.Second),
-		// Idle workloads' connections are closed; clients may not ping
-		// more than every 10 s.
-		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 5 * time.Minute}),
+		// Decoded header lists are bounded: HPACK lets a few bytes on
+		// the wire stand for kilobytes decoded (gRPC's default is 16 MiB).
+		grpc.MaxHeaderListSize(lim.MaxHeaderListSize),
+		grpc.ConnectionTimeout(lim.HandshakeTimeout),
+		// Idle workloads' connections are closed; every connection is
+		// drained after MaxConnectionAge, open streams or not; clients
+		// may not ping more than every 10 s.
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: 5 * time.Minute, MaxConnectionAge: lim.MaxConnectionAge, MaxConnectionAgeGrace: 30 * time.Second,
+			Time: 2 * time.Minute, Timeout: 20 * time.Second,
+		}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	s.grpc = grpc.NewServer(sopts...)
@@ -120,27 +235,245 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Serve accepts connections on l until Stop or GracefulStop.
+// Serve accepts connections on l until Stop or GracefulStop, within the
+// connection limits.
 func (s *Server) Serve(l net.Listener) error {
-	return s.grpc.Serve(l)
+	lim := s.opts.Limits
+	cl := newConnLimiter(l, lim.MaxConns, lim.MaxConnsPerIP, lim.UnauthenticatedLifetime, s.opts.Metrics)
+	s.mu.Lock()
+	s.limiters = append(s.limiters, cl)
+	first := len(s.limiters) == 1
+	s.mu.Unlock()
+	if first {
+		go s.probeAudit()
+	}
+	return s.grpc.Serve(cl)
 }
 
 // GracefulStop stops accepting, lets in-flight requests finish, then stops.
 func (s *Server) GracefulStop() {
+	s.stopOnce.Do(func() { close(s.stop) })
 	s.health.Shutdown()
 	s.grpc.GracefulStop()
 }
 
 // Stop stops at once.
-func (s *Server) Stop() { s.grpc.Stop() }
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.grpc.Stop()
+}
 
-// SetServing reports the server (un)healthy, e.g. when the store is down.
+// SetServing reports the store (un)healthy. The server is SERVING when
+// the store is reachable and the audit log can be written.
 func (s *Server) SetServing(ok bool) {
+	s.mu.Lock()
+	s.storeOK = ok
+	s.mu.Unlock()
+	s.updateHealth()
+}
+
+// Ready says why the server cannot release secrets now (nil: it can): the
+// store is unreachable or the audit log cannot be written. It is what a
+// health probe without a client certificate asks (the metrics listener's
+// /healthz).
+func (s *Server) Ready() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !s.auditOK:
+		return errors.New("audit log cannot be written: releases are refused until it can")
+	case !s.storeOK:
+		return errors.New("store unreachable")
+	}
+	return nil
+}
+
+func (s *Server) setAuditOK(ok bool) {
+	s.mu.Lock()
+	changed := s.auditOK != ok
+	s.auditOK = ok
+	s.mu.Unlock()
+	if !changed {
+		return
+	}
+	if ok {
+		s.opts.Logger.Info("audit log writable again; releases resume")
+	} else {
+		s.opts.Logger.Error("audit log cannot be written; releases are refused and health is NOT_SERVING")
+	}
+	s.updateHealth()
+}
+
+func (s *Server) updateHealth() {
 	st := healthpb.HealthCheckResponse_SERVING
-	if !ok {
+	if s.Ready() != nil {
 		st = healthpb.HealthCheckResponse_NOT_SERVING
 	}
 	s.health.SetServingStatus("", st)
+}
+
+// auditRecord writes one audit record and follows the log's health.
+func (s *Server) auditRecord(r audit.Record) error {
+	err := s.opts.Audit.Record(r)
+	if err != nil {
+		s.opts.Metrics.auditFailure()
+	}
+	s.setAuditOK(err == nil)
+	return err
+}
+
+// probeAudit retries an audit log that failed until it works again (a
+// load balancer sends no traffic to a NOT_SERVING instance, so no
+// request would find out).
+func (s *Server) probeAudit() {
+	t := time.NewTicker(s.opts.Limits.AuditProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		ok := s.auditOK
+		s.mu.Unlock()
+		if ok {
+			continue
+		}
+		if err := s.opts.Audit.Probe(); err != nil {
+			s.opts.Metrics.auditFailure()
+			continue
+		}
+		s.setAuditOK(true)
+	}
+}
+
+// attested marks the connection of the peer at addr as that of a
+// workload the policy recognises: such connections are neither evicted
+// nor timed out as unattested. A quote that verifies is not enough (any
+// genuine TEE has one).
+func (s *Server) attested(addr string) {
+	s.mu.Lock()
+	ls := s.limiters
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.attested(addr)
+	}
+}
+
+// ConnCounts returns the open connections and, of those, the ones not yet
+// attested (for tests and tools).
+func (s *Server) ConnCounts() (open, unattested int) {
+	s.mu.Lock()
+	ls := s.limiters
+	s.mu.Unlock()
+	for _, l := range ls {
+		o, u := l.counts()
+		open += o
+		unattested += u
+	}
+	return open, unattested
+}
+
+type requestWaitKey struct{}
+
+// errRequestWait cancels a stream whose request message did not come in
+// time.
+var errRequestWait = errors.New("the request message did not arrive in time")
+
+// tapRequestWait runs when a stream's headers arrive, before any handler:
+// the stream is cancelled unless its request message arrives within
+// Limits.RequestWait (a stream waiting for a body that never comes holds
+// its headers and keeps the connection from being idle).
+func (s *Server) tapRequestWait(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	t := time.AfterFunc(s.opts.Limits.RequestWait, func() { cancel(errRequestWait) })
+	context.AfterFunc(ctx, func() { t.Stop(); cancel(nil) })
+	return context.WithValue(ctx, requestWaitKey{}, t), nil
+}
+
+func stopRequestWait(ctx context.Context) {
+	if t, ok := ctx.Value(requestWaitKey{}).(*time.Timer); ok {
+		t.Stop()
+	}
+}
+
+// requestArrived: a unary handler runs once its request message is in.
+func (s *Server) requestArrived(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	stopRequestWait(ctx)
+	return h(ctx, req)
+}
+
+// streamArrived: streaming methods (health Watch, reflection) read their
+// messages themselves; they are bounded by the connection's age.
+func (s *Server) streamArrived(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	stopRequestWait(ss.Context())
+	return h(srv, ss)
+}
+
+// screenedCreds counts and samples the handshakes the screen refuses.
+type screenedCreds struct {
+	credentials.TransportCredentials
+	s *Server
+}
+
+func (c *screenedCreds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	conn, ai, err := c.TransportCredentials.ServerHandshake(raw)
+	if err != nil {
+		c.s.handshakeRefused(raw.RemoteAddr(), err)
+	}
+	return conn, ai, err
+}
+
+func (c *screenedCreds) Clone() credentials.TransportCredentials {
+	return &screenedCreds{TransportCredentials: c.TransportCredentials.Clone(), s: c.s}
+}
+
+// Reason codes of the server's own refusals.
+const (
+	ReasonNoClientCertificate = "ratls: no client certificate"
+	ReasonHandshakeFailed     = "tls: handshake failed"
+	ReasonRateLimited         = "server: too many failed attestations from this address"
+	ReasonAuditUnavailable    = "audit: write failed"
+)
+
+// handshakeRefused counts a failed handshake; those refused for their
+// certificate are also recorded, sampled.
+func (s *Server) handshakeRefused(addr net.Addr, err error) {
+	code := ReasonHandshakeFailed
+	var re *ratls.Error
+	switch {
+	case errors.As(err, &re):
+		code = reasonCode(err)
+	case strings.Contains(err.Error(), "didn't provide a certificate"):
+		code = ReasonNoClientCertificate
+	}
+	s.opts.Metrics.handshakeRefused(code)
+	if code == ReasonHandshakeFailed {
+		return // a scanner or a dropped connection: counted only
+	}
+	ok, suppressed := s.sampler.admit(code, time.Now())
+	if !ok {
+		return
+	}
+	reason := "no client certificate: present an RA-TLS certificate whose quote binds its key"
+	if re != nil {
+		reason = truncate(re.Error(), 256)
+	}
+	if aerr := s.auditRecord(audit.Record{Service: "tls handshake", Peer: addr.String(), Decision: audit.Deny,
+		Code: codes.Unauthenticated.String(), ReasonCode: code, Reason: reason, Suppressed: suppressed}); aerr != nil {
+		s.opts.Logger.Error("audit write failed", "err", aerr)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 // decision is one request's way through the checks, for the audit record.
@@ -148,17 +481,23 @@ type decision struct {
 	rec    audit.Record
 	claims *claims.Claims
 	app    *policy.App
+	names  []string // asked for; recorded only once the peer is attested
 }
 
 // reasonCode names why a request was refused, from a small fixed set (the
 // sentinel errors of dcap, ratls, policy and store), for metrics labels
-// and audit queries.
+// and audit queries. The most specific reason wins: a ratls reason, unless
+// it is only "quote rejected" wrapping the quote verifier's own (dcap)
+// reason.
 func reasonCode(err error) string {
+	var re *ratls.Error
+	if errors.As(err, &re) && re.Reason != ratls.ErrQuoteRejected {
+		return "ratls: " + re.Reason.Error()
+	}
 	if r := dcap.ReasonOf(err); r != nil {
 		return "quote: " + r.Error()
 	}
-	var re *ratls.Error
-	if errors.As(err, &re) {
+	if re != nil {
 		return "ratls: " + re.Reason.Error()
 	}
 	var den *policy.Denial
@@ -185,18 +524,51 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 		return status.Error(codes.Unauthenticated, "not a TLS connection")
 	}
 	if len(info.State.PeerCertificates) == 0 {
-		d.rec.ReasonCode = "ratls: no client certificate"
+		d.rec.ReasonCode = ReasonNoClientCertificate
 		return status.Error(codes.Unauthenticated, "attestation: no client certificate: present an RA-TLS certificate whose quote binds its key")
+	}
+	// An address whose attestations keep failing is refused before any
+	// verification, unless its certificate is already known good.
+	ip, now := hostOf(p.Addr), time.Now()
+	if s.fails.blocked(ip, now) && !s.opts.Verifier.Known(info.State.PeerCertificates[0]) {
+		d.rec.ReasonCode = ReasonRateLimited
+		return status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
 	}
 	c, err := s.opts.Verifier.PeerClaims(ctx, info.State)
 	if err != nil {
+		s.fails.failed(ip, now)
 		d.rec.ReasonCode = reasonCode(err)
 		return status.Errorf(codes.Unauthenticated, "attestation: %v", err)
 	}
 	d.claims = c
 	d.rec.FromClaims(c)
 	d.rec.CollateralGrace = c.CollateralGrace
+	d.rec.Requested = d.names
 	return nil
+}
+
+// denialMessage is what a workload is told of a policy refusal. Outside
+// dev mode, when no app matched, it names only the workload's own values,
+// never another app's id or measurements (the audit record and the log
+// keep the policy's detail).
+func (s *Server) denialMessage(err error) string {
+	var den *policy.Denial
+	if s.opts.Dev || !errors.As(err, &den) {
+		return err.Error()
+	}
+	switch den.Reason {
+	case policy.ErrNoMatchingApp, policy.ErrTEEMismatch:
+		msg := "policy: " + den.Reason.Error() + ": no app in the policy accepts this workload's identity"
+		if len(den.Mismatches) > 0 {
+			own := make([]string, len(den.Mismatches))
+			for i, m := range den.Mismatches {
+				own[i] = m.Field + " " + m.Seen
+			}
+			msg += " (its " + strings.Join(own, ", ") + ")"
+		}
+		return msg
+	}
+	return err.Error()
 }
 
 // match finds the caller's app.
@@ -210,10 +582,12 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	app, err := s.opts.Policy.Match(d.claims)
 	if err != nil {
 		d.rec.ReasonCode = reasonCode(err)
-		return status.Error(codes.PermissionDenied, err.Error())
+		d.rec.Reason = err.Error()
+		return status.Error(codes.PermissionDenied, s.denialMessage(err))
 	}
 	d.app = app
 	d.rec.App = app.ID
+	s.attested(d.rec.Peer)
 	return nil
 }
 
@@ -255,7 +629,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	if err := checkNames(names); err != nil {
 		return nil, err
 	}
-	d := &decision{rec: audit.Record{Service: service, Requested: names}}
+	d := &decision{rec: audit.Record{Service: service}, names: names}
 	defer func() { s.finish(d, err) }()
 	if err := s.match(ctx, d); err != nil {
 		return nil, err
@@ -287,11 +661,12 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	}
 	d.rec.Released = names
 	// A release that cannot be audited does not happen.
-	if err := s.opts.Audit.Record(s.record(d, nil)); err != nil {
+	if err := s.auditRecord(s.record(d, nil)); err != nil {
 		d.rec.Released = nil
+		d.rec.ReasonCode = ReasonAuditUnavailable
 		clear(vals)
-		s.opts.Logger.Error("audit write failed; refusing the release", "err", err)
-		return nil, status.Error(codes.Internal, "audit log unavailable")
+		s.opts.Logger.Error("audit write failed; refusing the release", "app", d.rec.App, "err", err)
+		return nil, status.Error(codes.Unavailable, "audit log unavailable: nothing was released; try again later")
 	}
 	return vals, nil
 }
@@ -352,15 +727,26 @@ func (s *Server) record(d *decision, err error) audit.Record {
 	return r
 }
 
-// finish audits a refusal (an allow was audited before the release).
+// finish audits a refusal (an allow was audited before the release). A
+// refusal of a peer that was not attested is recorded without the names
+// it asked for, and sampled per reason (see Limits.AuditSampleInterval).
 func (s *Server) finish(d *decision, err error) {
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.decision(d, err)
 	}
-	if err == nil {
+	if err == nil || d.rec.ReasonCode == ReasonAuditUnavailable {
 		return
 	}
-	if aerr := s.opts.Audit.Record(s.record(d, err)); aerr != nil {
+	r := s.record(d, err)
+	if d.claims == nil {
+		ok, suppressed := s.sampler.admit(r.ReasonCode, time.Now())
+		if !ok {
+			return
+		}
+		r.Requested, r.RequestedCount, r.Suppressed = nil, len(d.names), suppressed
+		r.Reason = truncate(r.Reason, 256)
+	}
+	if aerr := s.auditRecord(r); aerr != nil {
 		s.opts.Logger.Error("audit write failed", "err", aerr)
 	}
 }
@@ -399,10 +785,12 @@ func (x *secretsService) WhoAmI(ctx context.Context, _ *aspsv1.WhoAmIRequest) (*
 	resp := whoAmI(d.claims)
 	app, err := x.s.opts.Policy.Match(d.claims)
 	if err != nil {
-		resp.MatchError = err.Error()
+		resp.MatchError = x.s.denialMessage(err)
+		x.s.opts.Logger.Info("whoami: no app matches", "peer", d.rec.Peer, "reason", err.Error())
 	} else {
 		resp.MatchedApp = app.ID
 		resp.SecretNames = app.SecretNames()
+		x.s.attested(d.rec.Peer)
 	}
 	return resp, nil
 }

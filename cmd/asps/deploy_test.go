@@ -152,7 +152,7 @@ func TestDeployExampleServerConfigs(t *testing.T) {
 			metrics := freePort(t)
 			cmd := exec.Command(bin, "server", "--config", confPath, "--listen", "127.0.0.1:0", "--metrics-listen", metrics)
 			cmd.Env = env
-			addr, logs := startServerProcess(t, cmd)
+			addr, logs := startDeployServer(t, cmd)
 			if addr == "" {
 				t.Fatalf("asps server --config %s did not start:\n%s", tc.config, logs())
 			}
@@ -179,9 +179,9 @@ func TestDeployExampleServerConfigs(t *testing.T) {
 	}
 }
 
-// startServerProcess starts cmd and waits for its "listening" log line. It
+// startDeployServer starts cmd and waits for its "listening" log line. It
 // returns the address ("" if it never came) and the logs so far.
-func startServerProcess(t *testing.T, cmd *exec.Cmd) (string, func() string) {
+func startDeployServer(t *testing.T, cmd *exec.Cmd) (string, func() string) {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -61,6 +61,15 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	auditPath := fs.String("audit", envDefault("ASPS_AUDIT", ""), "append audit records (JSON lines) to `FILE` [ASPS_AUDIT]")
 	metricsAddr := fs.String("metrics-listen", envDefault("ASPS_METRICS_LISTEN", ""), "serve Prometheus /metrics and /healthz on `ADDR`")
 	simRoot := fs.String("insecure-simulator-root", "", "INSECURE, dev only: trust this simulator root `PEM` instead of Intel's")
+	maxConns := fs.Int("max-conns", 4096, "cap on open connections; at the cap the oldest connection not yet attested is closed for a new one (negative: no cap)")
+	maxConnsPerIP := fs.Int("max-conns-per-ip", 256, "cap on open connections from one source address (negative: no cap)")
+	handshakeTimeout := fs.Duration("handshake-timeout", 5*time.Second, "bound on the TLS handshake")
+	unauthLife := fs.Duration("unattested-conn-lifetime", 30*time.Second, "close a connection on which no request has been attested within this time")
+	failRate := fs.Float64("failed-attestation-rate", 2, "failed attestations per second allowed per source address; over it (after --failed-attestation-burst) its requests are refused with RESOURCE_EXHAUSTED")
+	failBurst := fs.Int("failed-attestation-burst", 20, "failed attestations a source address may make at once")
+	auditMaxSize := fs.Int("audit-max-size", audit.DefaultRotation.MaxSizeMB, "rotate the audit file at this many `MB`")
+	auditMaxBackups := fs.Int("audit-max-backups", audit.DefaultRotation.MaxBackups, "rotated audit files to keep")
+	auditMaxAge := fs.Int("audit-max-age", 0, "remove rotated audit files older than this many `days` (0: by count only)")
 	configPath := fs.String("config", envDefault("ASPS_CONFIG", ""), "read settings from a YAML/JSON `FILE` of flag name → value; flags given on the command line win [ASPS_CONFIG]")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
@@ -131,14 +140,17 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	var al *audit.Logger
 	if *auditPath != "" {
-		if al, err = audit.Open(*auditPath, logger); err != nil {
+		rot := audit.Rotation{MaxSizeMB: *auditMaxSize, MaxBackups: *auditMaxBackups, MaxAgeDays: *auditMaxAge}
+		if al, err = audit.OpenRotating(*auditPath, rot, logger); err != nil {
 			return err
 		}
 		defer al.Close()
 	} else {
 		al = audit.New(nil, logger)
 	}
-	srv, err := server.New(server.Options{Certificate: cert, Verifier: rv, Policy: holder, Store: st, Inline: inline, Audit: al, Logger: logger, Metrics: metrics})
+	srv, err := server.New(server.Options{Certificate: cert, Verifier: rv, Policy: holder, Store: st, Inline: inline, Audit: al, Logger: logger, Metrics: metrics,
+		Dev: dev, Limits: server.Limits{MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, HandshakeTimeout: *handshakeTimeout, UnauthenticatedLifetime: *unauthLife,
+			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst}})
 	if err != nil {
 		return err
 	}
@@ -153,9 +165,16 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		// The health probe without a client certificate (the gRPC port
+		// refuses those at the handshake): the store reachable and the
+		// audit log writable.
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 			if err := st.Check(r.Context()); err != nil {
 				http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+			if err := srv.Ready(); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
 			fmt.Fprintln(w, "ok")
