@@ -185,15 +185,20 @@ func TestAttack_MutatedParsedQuoteChangesClaims(t *testing.T) {
 	q.SGX.MrEnclave = [32]byte{0xaa}
 	q.SGX.Attributes[0] &^= AttrDebug
 	q.SGX.IsvProdID = 4242
-	q.CertData.QEReport.MrSigner = [32]byte{1}
-	q.SignedData = append([]byte{}, q.SignedData...)
-	q.SignedData[100] ^= 1
 	res, err := v.VerifyQuote(q, c.collateral, c.exp.VerifyAt)
 	if err != nil {
 		t.Fatalf("the signed bytes are intact, yet: %v", err)
 	}
 	if got := res.SGX.MrEnclave.String(); got != fmt.Sprintf("%x", want) || res.SGX.IsvProdID == 4242 {
 		t.Fatalf("claims mr_enclave %s isv_prod_id %d: read from edited fields, want %x", got, res.SGX.IsvProdID, want)
+	}
+	// Fields the checks read (the QE report against the QE identity, the
+	// signed region) are the verifier's own too.
+	q.CertData.QEReport.MrSigner = [32]byte{1}
+	q.SignedData = append([]byte{}, q.SignedData...)
+	q.SignedData[100] ^= 1
+	if res, err = v.VerifyQuote(q, c.collateral, c.exp.VerifyAt); err != nil || res.SGX.MrEnclave.String() != fmt.Sprintf("%x", want) {
+		t.Fatalf("edited QE report and signed region: %v", err)
 	}
 	// Editing the result afterwards changes nothing the verifier keeps.
 	res.Quote.SGX.MrEnclave = [32]byte{0xbb}

@@ -244,7 +244,11 @@ func quoteFields(q *dcap.Quote) map[string]any {
 	out["qe_vendor_id"] = hex.EncodeToString(q.Header.QEVendorID[:])
 	out["qe_svn"] = q.Header.QESVN
 	out["pce_svn"] = q.Header.PCESVN
-	out["quote_len"] = len(q.Raw())
+	// The quote proper, the part its attestation key signs, and the zero
+	// padding after it (non-zero bytes there are refused when parsing).
+	out["quote_len"] = q.Len()
+	out["signed_len"] = len(q.SignedData)
+	out["zero_padding"] = q.Trailing
 	if chain, err := dcap.ParseChainPEM(q.CertData.PCKCertChain, "pck chain"); err == nil {
 		if ext, err := dcap.ParsePCKExtensions(chain[0]); err == nil {
 			out["fmspc"] = ext.FMSPCHex()

@@ -280,3 +280,26 @@ func TestVerifierAttester(t *testing.T) {
 		}
 	}
 }
+
+// TestAttack_SimulatedDecidedPerRoot: with Intel's root and a simulator
+// root both trusted, a simulated quote is Simulated and (see dcap's
+// TestAttack_RealQuoteMarkedSimulated) a real one is not; the simulator's
+// collateral cannot vouch for a platform under Intel's root.
+func TestAttack_SimulatedDecidedPerRoot(t *testing.T) {
+	c, err := sim.NewCase(sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := dcap.NewVerifier(dcap.WithTrustAnchors(dcap.IntelRootCA(), c.Root))
+	res, err := v.Verify(c.Quote, c.Collateral, c.At)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Simulated {
+		t.Fatal("a simulated quote is not marked simulated by a verifier with Intel's and the simulator's roots")
+	}
+	only := dcap.NewVerifier(dcap.WithTrustAnchors(c.Root))
+	if res, err := only.Verify(c.Quote, c.Collateral, c.At); err != nil || !res.Simulated {
+		t.Fatalf("simulator root only: %v, simulated %v", err, res != nil && res.Simulated)
+	}
+}
