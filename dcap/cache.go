@@ -50,6 +50,25 @@ func (c *lru[K, V]) get(k K) (V, bool) {
 	return e.Value.(*lruEntry[K, V]).val, true
 }
 
+// peek returns the value for k, counting nothing on a miss (a hit
+// is the caller's to count).
+func (c *lru[K, V]) peek(k K) (V, bool) {
+	var zero V
+	if c == nil || c.max <= 0 {
+		return zero, false
+	}
+	c.mu.Lock()
+	e, ok := c.items[k]
+	if ok {
+		c.ll.MoveToFront(e)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return zero, false
+	}
+	return e.Value.(*lruEntry[K, V]).val, true
+}
+
 // add stores v under k at the given cost, evicting the least recently
 // used entries until the total fits. An existing entry is kept (the
 // first verified value wins; both are equal by construction).

@@ -123,11 +123,15 @@ func WithTrustAnchors(roots ...*x509.Certificate) Option {
 	return func(v *Verifier) {
 		v.anchors = nil
 		for _, r := range roots {
-			k, ok := r.PublicKey.(*ecdsa.PublicKey)
+			own, err := x509.ParseCertificate(r.Raw) // a private copy
+			if err != nil {
+				continue
+			}
+			k, ok := own.PublicKey.(*ecdsa.PublicKey)
 			if !ok {
 				continue
 			}
-			v.anchors = append(v.anchors, anchor{key: k, cert: r})
+			v.anchors = append(v.anchors, anchor{key: k, cert: own})
 		}
 	}
 }
@@ -671,38 +675,50 @@ func splitPEMChain(b []byte, field string) ([][]byte, error) {
 	return ders, nil
 }
 
-// chainKey identifies a chain by its certificates' DER.
-func chainKey(ders [][]byte) [32]byte {
-	h := sha256.New()
-	var n [4]byte
-	for _, d := range ders {
-		n[0], n[1], n[2], n[3] = byte(len(d)>>24), byte(len(d)>>16), byte(len(d)>>8), byte(len(d))
-		h.Write(n[:])
-		h.Write(d)
-	}
-	var k [32]byte
-	h.Sum(k[:0])
-	return k
-}
-
 // pckChain verifies (or finds verified) the PCK certificate chain of
-// certification data: cached by the certificates' DER identity, never by
-// the PEM's bytes; failures are not cached, so a flood of bad chains
-// evicts nothing.
+// certification data. The cache holds one entry per chain of
+// certificates, keyed by the digest of the chain's canonical PEM (the
+// DER re-encoded), never by the bytes as presented: certification data in
+// that canonical form (Intel's, up to trailing NULs) is found without
+// decoding; any other accepted form (other whitespace) is decoded
+// strictly and finds the same entry. Failures are not cached, so a flood
+// of bad chains evicts nothing.
 func (v *Verifier) pckChain(pemChain []byte, memo *sigMemo) *pckChain {
+	caching := v.chains.max > 0
+	if caching {
+		if c, ok := v.chains.peek(sha256.Sum256(bytes.TrimRight(pemChain, "\x00"))); ok {
+			v.chains.hits.Add(1)
+			return c
+		}
+	}
 	ders, err := splitPEMChain(pemChain, "pck_cert_chain")
 	if err != nil {
 		return &pckChain{err: &Rejection{Check: CheckPCKChain, Reason: ErrMalformed, Cause: err}}
 	}
-	key := chainKey(ders)
-	if c, ok := v.chains.get(key); ok {
-		return c
+	var key [32]byte
+	if caching {
+		key = canonicalChainKey(ders)
+		if c, ok := v.chains.get(key); ok {
+			return c
+		}
 	}
 	c := v.buildPCKChain(ders, memo)
-	if c.err == nil {
+	if c.err == nil && caching {
 		v.chains.add(key, c, c.cost)
 	}
 	return c
+}
+
+// canonicalChainKey is the SHA-256 of the chain's PEM as pem.Encode
+// writes it.
+func canonicalChainKey(ders [][]byte) [32]byte {
+	h := sha256.New()
+	for _, d := range ders {
+		_ = pem.Encode(h, &pem.Block{Type: "CERTIFICATE", Bytes: d})
+	}
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
 func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
@@ -713,6 +729,11 @@ func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
 	}
 	certs := make([]*x509.Certificate, 3)
 	for i, d := range ders {
+		if a := v.anchorCert(d); a != nil && i == 2 {
+			certs[i] = a // the pinned root, parsed once
+			c.cost += int64(len(d))
+			continue
+		}
 		x, err := x509.ParseCertificate(d)
 		if err != nil {
 			c.err = &Rejection{Check: CheckPCKChain, Reason: ErrMalformed, Cause: &FormatError{Field: "pck_cert_chain", Msg: fmt.Sprintf("certificate %d: %v", i, err)}}
@@ -769,24 +790,29 @@ func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
 // once.
 type sigMemo struct {
 	v     *Verifier
-	local [][32]byte
+	local [][2][]byte // cert DER, root DER
 }
 
 func (v *Verifier) newMemo() *sigMemo { return &sigMemo{v: v} }
 
-func (m *sigMemo) has(k [32]byte) bool {
+func (m *sigMemo) has(cert, root *x509.Certificate) bool {
 	for _, l := range m.local {
-		if l == k {
+		if bytes.Equal(l[0], cert.Raw) && bytes.Equal(l[1], root.Raw) {
 			return true
 		}
 	}
-	_, ok := m.v.issued.get(k)
+	if m.v.issued == nil {
+		return false
+	}
+	_, ok := m.v.issued.get(issuedKey(cert, root))
 	return ok
 }
 
-func (m *sigMemo) add(k [32]byte) {
-	m.local = append(m.local, k)
-	m.v.issued.add(k, struct{}{}, 128)
+func (m *sigMemo) add(cert, root *x509.Certificate) {
+	m.local = append(m.local, [2][]byte{cert.Raw, root.Raw})
+	if m.v.issued != nil {
+		m.v.issued.add(issuedKey(cert, root), struct{}{}, 128)
+	}
 }
 
 func issuedKey(cert, root *x509.Certificate) [32]byte {
@@ -799,15 +825,23 @@ func issuedKey(cert, root *x509.Certificate) [32]byte {
 	return k
 }
 
+// anchorCert returns the configured anchor certificate whose DER is der.
+func (v *Verifier) anchorCert(der []byte) *x509.Certificate {
+	for _, a := range v.anchors {
+		if bytes.Equal(der, a.cert.Raw) {
+			return a.cert
+		}
+	}
+	return nil
+}
+
 // checkRoot accepts a root certificate that is a configured anchor
 // (pinned: its signature is not checked per quote), or another
 // certificate for an anchor's key whose self-signature verifies (checked
 // once, remembered for a bounded number of such certificates).
 func (v *Verifier) checkRoot(root *x509.Certificate, what string) error {
-	for _, a := range v.anchors {
-		if bytes.Equal(root.Raw, a.cert.Raw) {
-			return nil
-		}
+	if v.anchorCert(root.Raw) != nil {
+		return nil
 	}
 	if !v.anchoredKey(root.PublicKey) {
 		return reject(CheckPCKChain, ErrUntrustedRoot, "%s chains to %q (key SHA-256 %s), which is not a trust anchor", what, root.Subject.CommonName, keyID(root))
@@ -839,14 +873,13 @@ func (v *Verifier) checkIssuedByAnchor(cert, root *x509.Certificate, what string
 	if !bytes.Equal(cert.RawIssuer, root.RawSubject) {
 		return reject(CheckPCKChain, ErrCertChain, "%s issuer %q is not the root %q", what, cert.Issuer.CommonName, root.Subject.CommonName)
 	}
-	k := issuedKey(cert, root)
-	if memo.has(k) {
+	if memo.has(cert, root) {
 		return nil
 	}
 	if err := cert.CheckSignatureFrom(root); err != nil {
 		return &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: what + " not signed by the root CA", Cause: err}
 	}
-	memo.add(k)
+	memo.add(cert, root)
 	return nil
 }
 
