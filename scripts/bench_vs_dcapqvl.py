@@ -8,7 +8,7 @@ signature, CRL and chain. That is asps's "cold" tier.
   bench_vs_dcapqvl.py SECONDS PROCESSES CASE_DIR...
       one JSON line per corpus case dir (quote.bin, collateral.json,
       expected.json's verify_at)
-  bench_vs_dcapqvl.py --files SECONDS PROCESSES QUOTE COLLATERAL_JSON AT_RFC3339
+  bench_vs_dcapqvl.py --files SECONDS PROCESSES QUOTE COLLATERAL_JSON AT_RFC3339 [ROOT_PEM]
       one JSON line for the given files (used by `asps bench verify`)
 
 Each line: {"case", "status", "us_per_quote", "quotes_per_sec"}; with
@@ -18,6 +18,8 @@ sum. verify() is single-threaded. Not a test.
 import datetime
 import json
 import multiprocessing
+import os
+import ssl
 import sys
 import time
 
@@ -40,14 +42,19 @@ def timestamp(rfc3339: str) -> int:
     return int(datetime.datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp())
 
 
-def run(name: str, quote_path: str, col_path: str, at: str, duration: float) -> dict:
+def run(name: str, quote_path: str, col_path: str, at: str, root_path: str, duration: float) -> dict:
     quote = read_quote(quote_path)
     col = dcap_qvl.QuoteCollateralV3.from_json(open(col_path).read())
     now = timestamp(at)
-    status = dcap_qvl.verify(quote, col, now).status  # warm-up, and a sanity check
+    if root_path:  # a simulator root instead of Intel's
+        root_der = ssl.PEM_cert_to_DER_cert(open(root_path).read())
+        verify = lambda: dcap_qvl.verify_with_root_ca(quote, col, root_der, now)  # noqa: E731
+    else:
+        verify = lambda: dcap_qvl.verify(quote, col, now)  # noqa: E731
+    status = verify().status  # warm-up, and a sanity check
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < duration:
-        dcap_qvl.verify(quote, col, now)
+        verify()
         n += 1
     dt = time.perf_counter() - t0
     return {"case": name, "status": status, "us_per_quote": dt / n * 1e6, "quotes_per_sec": n / dt}
@@ -68,13 +75,15 @@ def main() -> None:
     argv = sys.argv[1:]
     if argv and argv[0] == "--files":
         duration, procs, quote, col, at = float(argv[1]), int(argv[2]), argv[3], argv[4], argv[5]
-        print(json.dumps(measure((quote.split("/")[-1], quote, col, at), duration, procs)))
+        root = argv[6] if len(argv) > 6 else ""
+        print(json.dumps(measure((quote.split("/")[-1], quote, col, at, root), duration, procs)))
         return
     duration, procs = float(argv[0]), int(argv[1])
     for case_dir in argv[2:]:
         d = case_dir.rstrip("/")
         exp = json.load(open(f"{d}/expected.json"))
-        args = (d.split("/")[-1], f"{d}/quote.bin", f"{d}/collateral.json", exp["verify_at"])
+        root = f"{d}/root.pem" if os.path.exists(f"{d}/root.pem") else ""
+        args = (d.split("/")[-1], f"{d}/quote.bin", f"{d}/collateral.json", exp["verify_at"], root)
         print(json.dumps(measure(args, duration, procs)))
 
 

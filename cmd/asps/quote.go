@@ -343,7 +343,7 @@ func benchVerify(args []string, stdout, stderr io.Writer) error {
 			rates[tier] = append(rates[tier], r)
 		}
 		if runQVL {
-			r, err := timeDCAPQVL(*qvlScript, per, *workers, pos[0], vf.collateral, at)
+			r, err := timeDCAPQVL(*qvlScript, per, *workers, pos[0], vf.collateral, vf.trustRoot, at)
 			if err != nil {
 				return fmt.Errorf("dcap-qvl: %w", err)
 			}
@@ -438,8 +438,12 @@ func benchTier(tier string, workers int, d time.Duration, quote []byte, col *dca
 
 // timeDCAPQVL runs the dcap-qvl timing script on the same quote and
 // collateral with procs processes for d, and returns its quotes/s.
-func timeDCAPQVL(script string, d time.Duration, procs int, quotePath, colPath string, at time.Time) (float64, error) {
-	cmd := exec.Command("python3", script, "--files", fmt.Sprint(d.Seconds()), fmt.Sprint(procs), quotePath, colPath, at.UTC().Format(time.RFC3339))
+func timeDCAPQVL(script string, d time.Duration, procs int, quotePath, colPath, rootPath string, at time.Time) (float64, error) {
+	args := []string{script, "--files", fmt.Sprint(d.Seconds()), fmt.Sprint(procs), quotePath, colPath, at.UTC().Format(time.RFC3339)}
+	if rootPath != "" {
+		args = append(args, rootPath)
+	}
+	cmd := exec.Command("python3", args...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb
 	b, err := cmd.Output()
