@@ -10,7 +10,7 @@
 #   scripts/bench_vs_dcapqvl.sh [SECONDS_PER_TIER [SAMPLES]]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-5}
+secs=${1:-2}
 samples=${2:-5}
 corpus=../shared/testdata/dcap
 python3 -c 'import dcap_qvl' 2>/dev/null || python3 -m pip install --quiet dcap-qvl==0.7.0
