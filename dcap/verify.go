@@ -43,7 +43,7 @@ var intelRootDER = sync.OnceValue(func() []byte {
 	return blk.Bytes
 })
 
-var intelRootKey = sync.OnceValue(func() *ecdsa.PublicKey { return IntelRootCA().PublicKey.(*ecdsa.PublicKey) })
+var intelRootSPKI = sync.OnceValue(func() []byte { return IntelRootCA().RawSubjectPublicKeyInfo })
 
 // Check names, as Intel's specifications name the steps. A Rejection's
 // Check field holds one of these.
@@ -75,6 +75,9 @@ type Verifier struct {
 	chains *lru[[32]byte, *pckChain]
 	cols   *lru[[32]byte, *verifiedCollateral]
 	issued *lru[[32]byte, struct{}]
+	// cas holds parsed PCK CA certificates by the digest of their DER:
+	// many platforms, two CAs.
+	cas *lru[[32]byte, *x509.Certificate]
 
 	chainBytes, colBytes int64
 
@@ -156,7 +159,8 @@ func WithCacheBytes(chains, collateral int64) Option {
 // option says otherwise.
 func NewVerifier(opts ...Option) *Verifier {
 	v := &Verifier{chainBytes: DefaultChainCacheBytes, colBytes: DefaultCollateralCacheBytes, roots: map[[32]byte]bool{}}
-	v.anchors = []anchor{{key: intelRootKey(), cert: IntelRootCA()}}
+	intel := IntelRootCA()
+	v.anchors = []anchor{{key: intel.PublicKey.(*ecdsa.PublicKey), cert: intel}}
 	for _, o := range opts {
 		o(v)
 	}
@@ -164,6 +168,7 @@ func NewVerifier(opts ...Option) *Verifier {
 	v.cols = newLRU[[32]byte, *verifiedCollateral](v.colBytes)
 	if v.chainBytes > 0 || v.colBytes > 0 {
 		v.issued = newLRU[[32]byte, struct{}](issuedCacheBytes)
+		v.cas = newLRU[[32]byte, *x509.Certificate](issuedCacheBytes)
 	}
 	return v
 }
@@ -184,13 +189,12 @@ func (v *Verifier) Stats() CacheStats {
 // The next quote of every platform is verified as a new platform's.
 func (v *Verifier) ForgetPlatforms() { v.chains.clear() }
 
-func (v *Verifier) anchoredKey(k any) bool {
-	ek, ok := k.(*ecdsa.PublicKey)
-	if !ok {
-		return false
-	}
+// anchoredKey reports whether a certificate carries an anchor's key.
+// Keys are compared by their DER SubjectPublicKeyInfo, which for a P-256
+// key as crypto/x509 accepts it has one encoding.
+func (v *Verifier) anchoredKey(c *x509.Certificate) bool {
 	for _, a := range v.anchors {
-		if a.key.Equal(ek) {
+		if bytes.Equal(a.cert.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo) {
 			return true
 		}
 	}
@@ -199,8 +203,7 @@ func (v *Verifier) anchoredKey(k any) bool {
 
 // isIntel reports whether a root certificate carries Intel's root key.
 func isIntel(root *x509.Certificate) bool {
-	k, ok := root.PublicKey.(*ecdsa.PublicKey)
-	return ok && k.Equal(intelRootKey())
+	return bytes.Equal(root.RawSubjectPublicKeyInfo, intelRootSPKI())
 }
 
 // Result is an accepted quote: the claims and how the status was reached.
@@ -730,11 +733,21 @@ func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
 		return c
 	}
 	certs := make([]*x509.Certificate, 3)
+	var caKey [32]byte
+	caParsed := false
 	for i, d := range ders {
 		if a := v.anchorCert(d); a != nil && i == 2 {
 			certs[i] = a // the pinned root, parsed once
 			c.cost += int64(len(d))
 			continue
+		}
+		if i == 1 && v.cas != nil {
+			caKey = sha256.Sum256(d)
+			if x, ok := v.cas.get(caKey); ok {
+				certs[i] = x // parsed before (and never changed: the verifier's own)
+				c.cost += int64(len(d))
+				continue
+			}
 		}
 		x, err := x509.ParseCertificate(d)
 		if err != nil {
@@ -743,6 +756,7 @@ func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
 		}
 		certs[i] = x
 		c.cost += int64(len(d))
+		caParsed = caParsed || i == 1
 	}
 	c.cost = 2*c.cost + chainEntryBytes
 	c.leaf, c.inter, c.root = certs[0], certs[1], certs[2]
@@ -758,6 +772,10 @@ func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
 	if err := v.checkIssuedByAnchor(c.inter, c.root, "PCK CA certificate", memo); err != nil {
 		c.err = err
 		return c
+	}
+	if caParsed && v.cas != nil {
+		// Kept only once verified: a flood of made-up CAs keeps nothing.
+		v.cas.add(caKey, c.inter, 4*int64(len(ders[1]))+2048)
 	}
 	if !bytes.Equal(c.leaf.RawIssuer, c.inter.RawSubject) {
 		c.err = reject(CheckPCKChain, ErrCertChain, "PCK certificate issuer %q is not the PCK CA %q", c.leaf.Issuer.CommonName, c.inter.Subject.CommonName)
@@ -845,7 +863,7 @@ func (v *Verifier) checkRoot(root *x509.Certificate, what string) error {
 	if v.anchorCert(root.Raw) != nil {
 		return nil
 	}
-	if !v.anchoredKey(root.PublicKey) {
+	if !v.anchoredKey(root) {
 		return reject(CheckPCKChain, ErrUntrustedRoot, "%s chains to %q (key SHA-256 %s), which is not a trust anchor", what, root.Subject.CommonName, keyID(root))
 	}
 	h := sha256.Sum256(root.Raw)
@@ -901,7 +919,7 @@ type verifiedCollateral struct {
 
 	rootCRL, pckCRL       *x509.RevocationList
 	rootCRLErr, pckCRLErr error
-	rootCRLAnchor         *ecdsa.PublicKey // the anchor that signed the root CA CRL
+	rootCRLAnchor         []byte // the SubjectPublicKeyInfo of the anchor that signed the root CA CRL
 	pckCRLIssuer          *x509.Certificate
 	pckCRLChain           []*x509.Certificate
 	rootRevoked           map[string]bool
@@ -975,7 +993,7 @@ func (v *Verifier) verifyCollateral(p *colParts, memo *sigMemo) *verifiedCollate
 	return vc
 }
 
-func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) (*ecdsa.PublicKey, error) {
+func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) ([]byte, error) {
 	// The anchor the CRL names as its issuer first: one signature check.
 	for _, named := range []bool{true, false} {
 		for _, a := range v.anchors {
@@ -983,7 +1001,7 @@ func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) (*ecdsa.PublicKey, e
 				continue
 			}
 			if err := checkCRLSignature(l, a.key); err == nil {
-				return a.key, nil
+				return a.cert.RawSubjectPublicKeyInfo, nil
 			}
 		}
 	}
@@ -1067,11 +1085,7 @@ func (v *Verifier) checkSignedBody(check string, reason error, what string, chai
 // key: with several anchors, one anchor's collateral must not vouch for
 // another's platform.
 func sameRoot(chain []*x509.Certificate, root *x509.Certificate) bool {
-	if len(chain) == 0 {
-		return false
-	}
-	k, ok := chain[len(chain)-1].PublicKey.(*ecdsa.PublicKey)
-	return ok && k.Equal(root.PublicKey)
+	return len(chain) > 0 && bytes.Equal(chain[len(chain)-1].RawSubjectPublicKeyInfo, root.RawSubjectPublicKeyInfo)
 }
 
 // crlCurrent checks a CRL's validity window at time at; a CRL without
@@ -1096,7 +1110,7 @@ func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at t
 	if vc.pckCRLErr != nil {
 		return time.Time{}, vc.pckCRLErr
 	}
-	if !vc.rootCRLAnchor.Equal(chain.root.PublicKey) || !bytes.Equal(vc.rootCRL.RawIssuer, chain.root.RawSubject) {
+	if !bytes.Equal(vc.rootCRLAnchor, chain.root.RawSubjectPublicKeyInfo) || !bytes.Equal(vc.rootCRL.RawIssuer, chain.root.RawSubject) {
 		return time.Time{}, reject(CheckRootCACRL, ErrCRLInvalid, "the root CA CRL (issuer %q) is not the CRL of the PCK chain's root %q", vc.rootCRL.Issuer.CommonName, chain.root.Subject.CommonName)
 	}
 	if err := crlCurrent(CheckRootCACRL, "root CA CRL", vc.rootCRL, at); err != nil {
@@ -1111,7 +1125,7 @@ func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at t
 	if !bytes.Equal(vc.pckCRLIssuer.RawSubject, chain.inter.RawSubject) || !sameRoot(vc.pckCRLChain, chain.root) {
 		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL is issued by %q, but the PCK certificate by %q: a CRL of the wrong CA", vc.pckCRLIssuer.Subject.CommonName, chain.inter.Subject.CommonName)
 	}
-	if k, ok := chain.inter.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(vc.pckCRLIssuer.PublicKey) {
+	if !bytes.Equal(chain.inter.RawSubjectPublicKeyInfo, vc.pckCRLIssuer.RawSubjectPublicKeyInfo) {
 		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL's issuer key is not the key of the PCK certificate's issuer %q", chain.inter.Subject.CommonName)
 	}
 	if vc.pckRevoked[string(chain.leaf.SerialNumber.Bytes())] {
