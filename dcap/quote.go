@@ -201,6 +201,7 @@ func p256Key(xy []byte) (*ecdsa.PublicKey, error) {
 // is re-encoded as the DER SEQUENCE of two INTEGERs that crypto/ecdsa
 // reads, without going through math/big.
 func verifyRS(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	signatureChecks.Add(1)
 	if len(sig) != 64 {
 		return false
 	}

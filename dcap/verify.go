@@ -795,7 +795,7 @@ func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
 		c.err = &Rejection{Check: CheckPCKChain, Reason: ErrPCKExtensions, Cause: err}
 		return c
 	}
-	if err := c.leaf.CheckSignatureFrom(c.inter); err != nil {
+	if err := checkCertSignature(c.leaf, c.inter); err != nil {
 		c.err = &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: "PCK certificate not signed by the PCK CA", Cause: err}
 		return c
 	}
@@ -873,7 +873,7 @@ func (v *Verifier) checkRoot(root *x509.Certificate, what string) error {
 	if ok {
 		return nil
 	}
-	if err := root.CheckSignatureFrom(root); err != nil {
+	if err := checkCertSignature(root, root); err != nil {
 		return &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: "root CA certificate is not self-signed", Cause: err}
 	}
 	v.rootsMu.Lock()
@@ -896,7 +896,7 @@ func (v *Verifier) checkIssuedByAnchor(cert, root *x509.Certificate, what string
 	if memo.has(cert, root) {
 		return nil
 	}
-	if err := cert.CheckSignatureFrom(root); err != nil {
+	if err := checkCertSignature(cert, root); err != nil {
 		return &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: what + " not signed by the root CA", Cause: err}
 	}
 	memo.add(cert, root)
@@ -1008,7 +1008,22 @@ func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) ([]byte, error) {
 	return nil, reject(CheckRootCACRL, ErrCRLInvalid, "root CA CRL (issuer %q) is not signed by a trust anchor", l.Issuer.CommonName)
 }
 
+// signatureChecks counts the signature verifications made, for the
+// tests that show each signature is verified once per tier.
+var signatureChecks atomic.Int64
+
+func checkCertSignature(c, parent *x509.Certificate) error {
+	signatureChecks.Add(1)
+	return c.CheckSignatureFrom(parent)
+}
+
+func checkCRLSignatureFrom(l *x509.RevocationList, issuer *x509.Certificate) error {
+	signatureChecks.Add(1)
+	return l.CheckSignatureFrom(issuer)
+}
+
 func checkCRLSignature(l *x509.RevocationList, k *ecdsa.PublicKey) error {
+	signatureChecks.Add(1)
 	// x509.RevocationList.CheckSignatureFrom wants a CA certificate; the
 	// anchor is a key, so verify the signature over the TBS directly.
 	if l.SignatureAlgorithm != x509.ECDSAWithSHA256 {
@@ -1036,7 +1051,7 @@ func (v *Verifier) checkPCKCRL(vc *verifiedCollateral, memo *sigMemo) error {
 	if !bytes.Equal(l.RawIssuer, ch[0].RawSubject) {
 		return reject(CheckPCKCRL, ErrCRLInvalid, "PCK CRL issuer %q is not its issuer chain's %q", l.Issuer.CommonName, ch[0].Subject.CommonName)
 	}
-	if err := l.CheckSignatureFrom(ch[0]); err != nil {
+	if err := checkCRLSignatureFrom(l, ch[0]); err != nil {
 		return &Rejection{Check: CheckPCKCRL, Reason: ErrCRLInvalid, Detail: fmt.Sprintf("PCK CRL not signed by %q", ch[0].Subject.CommonName), Cause: err}
 	}
 	vc.pckCRLIssuer = ch[0]
