@@ -203,8 +203,10 @@ func TestAttack_MutatedParsedQuoteChangesClaims(t *testing.T) {
 	// Editing the result afterwards changes nothing the verifier keeps.
 	res.Quote.SGX.MrEnclave = [32]byte{0xbb}
 	res.PCK.FMSPC = [6]byte{}
+	res.PCK.CPUSVN[0] ^= 0xff
+	cpusvn := append([]byte{}, res.PCK.CPUSVN...)
 	res2, err := v.Verify(c.quote, c.collateral, c.exp.VerifyAt)
-	if err != nil || res2.SGX.MrEnclave.String() != fmt.Sprintf("%x", want) || res2.FMSPC != c.exp.FMSPC {
+	if err != nil || res2.SGX.MrEnclave.String() != fmt.Sprintf("%x", want) || res2.FMSPC != c.exp.FMSPC || bytes.Equal(res2.PCK.CPUSVN, cpusvn) {
 		t.Fatalf("after editing a result: %v %s %s", err, res2.SGX.MrEnclave, res2.FMSPC)
 	}
 	// The collateral's decoded documents are not what the verdict reads.

@@ -40,6 +40,14 @@ type PCKExtensions struct {
 	PlatformInstanceID []byte
 }
 
+// clone returns a deep copy: callers get copies of what the verifier
+// caches.
+func (e *PCKExtensions) clone() *PCKExtensions {
+	c := *e
+	c.PPID, c.CPUSVN, c.PlatformInstanceID = bytes.Clone(e.PPID), bytes.Clone(e.CPUSVN), bytes.Clone(e.PlatformInstanceID)
+	return &c
+}
+
 // FMSPCHex returns the FMSPC as upper-case hex, as TCB info writes it.
 func (e *PCKExtensions) FMSPCHex() string { return strings.ToUpper(hex.EncodeToString(e.FMSPC[:])) }
 

@@ -299,8 +299,7 @@ func (v *Verifier) CheckPCKChain(q *Quote, at time.Time) (*PCKExtensions, error)
 	if err := chain.validAt(at); err != nil {
 		return nil, err
 	}
-	ext := *chain.ext
-	return &ext, nil
+	return chain.ext.clone(), nil
 }
 
 // VerifyChain checks only the cryptographic chain — anchor → PCK
@@ -337,8 +336,7 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	}
 	expiry := chain.notAfter
 
-	ext := *chain.ext
-	res := &Result{Quote: q, PCK: &ext, QuoteLen: q.Len(), SignedLen: len(q.SignedData)}
+	res := &Result{Quote: q, PCK: chain.ext.clone(), QuoteLen: q.Len(), SignedLen: len(q.SignedData)}
 
 	// Collateral: signatures and CRL issuers (cached), then dates.
 	var vc *verifiedCollateral
