@@ -232,12 +232,12 @@ type Result struct {
 // Verify parses and verifies a quote against collateral at time at. The
 // verifier reads its own copy of quote.
 func (v *Verifier) Verify(quote []byte, col *Collateral, at time.Time) (*Result, error) {
-	if err := requireFull(col); err != nil {
-		return nil, err
-	}
 	q, err := ParseQuote(bytes.Clone(quote))
 	if err != nil {
 		return nil, parseRejection(err)
+	}
+	if err := requireFull(col); err != nil {
+		return nil, err
 	}
 	return v.verify(q, col, at, true)
 }
@@ -247,11 +247,11 @@ func (v *Verifier) Verify(quote []byte, col *Collateral, at time.Time) (*Result,
 // verifies the bytes q was parsed from, parsed anew: the exported fields
 // of q are not read, so changing them changes no verdict and no claim.
 func (v *Verifier) VerifyQuote(q *Quote, col *Collateral, at time.Time) (*Result, error) {
-	if err := requireFull(col); err != nil {
-		return nil, err
-	}
 	own, err := q.reparse()
 	if err != nil {
+		return nil, err
+	}
+	if err := requireFull(col); err != nil {
 		return nil, err
 	}
 	return v.verify(own, col, at, true)
