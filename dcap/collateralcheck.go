@@ -93,7 +93,7 @@ func (v *Verifier) CheckCollateral(col *Collateral, want CollateralWant, at time
 			return vc.pckCRLErr
 		}
 		issuer := vc.pckCRLIssuer
-		if vc.rootRevoked[string(issuer.SerialNumber.Bytes())] {
+		if vc.rootRevoked.has(issuer.SerialNumber) {
 			return reject(CheckPCKCRL, ErrIntermediateRevoked, "%q (serial %x) is on the root CA CRL", issuer.Subject.CommonName, issuer.SerialNumber)
 		}
 		if want.CA != "" && PCKCAKind(issuer.Subject.CommonName) != strings.ToLower(want.CA) {

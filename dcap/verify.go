@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -920,8 +921,8 @@ type verifiedCollateral struct {
 	rootCRLAnchor         []byte // the SubjectPublicKeyInfo of the anchor that signed the root CA CRL
 	pckCRLIssuer          *x509.Certificate
 	pckCRLChain           []*x509.Certificate
-	rootRevoked           map[string]bool
-	pckRevoked            map[string]bool
+	rootRevoked           revokedSet
+	pckRevoked            revokedSet
 
 	tcbInfo       *TCBInfo
 	tcbInfoErr    error
@@ -946,14 +947,40 @@ func (v *Verifier) collateral(col *Collateral, memo *sigMemo) *verifiedCollatera
 	return vc
 }
 
-func serialSet(l *x509.RevocationList) map[string]bool {
-	m := make(map[string]bool, len(l.RevokedCertificateEntries))
-	for _, e := range l.RevokedCertificateEntries {
-		if e.SerialNumber != nil {
-			m[string(e.SerialNumber.Bytes())] = true
+// revokedSet answers whether a serial number is on a CRL: from a map
+// when the verified collateral is cached (built once), by a scan of the
+// CRL otherwise (cold: a few lookups do not pay for a map).
+type revokedSet struct {
+	l *x509.RevocationList
+	m map[string]bool
+}
+
+func newRevokedSet(l *x509.RevocationList, indexed bool) revokedSet {
+	s := revokedSet{l: l}
+	if indexed {
+		s.m = make(map[string]bool, len(l.RevokedCertificateEntries))
+		for _, e := range l.RevokedCertificateEntries {
+			if e.SerialNumber != nil {
+				s.m[string(e.SerialNumber.Bytes())] = true
+			}
 		}
 	}
-	return m
+	return s
+}
+
+func (s revokedSet) has(serial *big.Int) bool {
+	if s.l == nil || serial == nil {
+		return false
+	}
+	if s.m != nil {
+		return s.m[string(serial.Bytes())]
+	}
+	for _, e := range s.l.RevokedCertificateEntries {
+		if e.SerialNumber != nil && e.SerialNumber.Cmp(serial) == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *Verifier) verifyCollateral(p *colParts, memo *sigMemo) *verifiedCollateral {
@@ -966,14 +993,14 @@ func (v *Verifier) verifyCollateral(p *colParts, memo *sigMemo) *verifiedCollate
 	// Root CA CRL: signed by an anchor key.
 	if p.rootCRL != nil {
 		vc.rootCRL = p.rootCRL
-		vc.rootRevoked = serialSet(vc.rootCRL)
+		vc.rootRevoked = newRevokedSet(vc.rootCRL, v.cols.max > 0)
 		vc.rootCRLAnchor, vc.rootCRLErr = v.checkCRLByAnchor(vc.rootCRL)
 	}
 	// PCK CRL: signed by the PCK CA named in its issuer chain, which must
 	// itself chain to an anchor.
 	if p.pckCRL != nil {
 		vc.pckCRL = p.pckCRL
-		vc.pckRevoked = serialSet(vc.pckCRL)
+		vc.pckRevoked = newRevokedSet(vc.pckCRL, v.cols.max > 0)
 		vc.pckCRLErr = v.checkPCKCRL(vc, memo)
 	}
 	if p.tcbBody != nil {
@@ -1077,7 +1104,7 @@ func (v *Verifier) checkSignedBody(check string, reason error, what string, chai
 	if isIntel(root) && !strings.Contains(signer.Subject.CommonName, "SGX TCB Signing") {
 		return reject(check, ErrCertChain, "%s signer %q is not Intel's SGX TCB Signing certificate", what, signer.Subject.CommonName)
 	}
-	if vc.rootRevoked[string(signer.SerialNumber.Bytes())] {
+	if vc.rootRevoked.has(signer.SerialNumber) {
 		return reject(check, ErrTCBSigningRevoked, "%s signing certificate %q (serial %x) is on the root CA CRL", what, signer.Subject.CommonName, signer.SerialNumber)
 	}
 	k, ok := signer.PublicKey.(*ecdsa.PublicKey)
@@ -1141,10 +1168,10 @@ func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at t
 	if !bytes.Equal(chain.inter.RawSubjectPublicKeyInfo, vc.pckCRLIssuer.RawSubjectPublicKeyInfo) {
 		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL's issuer key is not the key of the PCK certificate's issuer %q", chain.inter.Subject.CommonName)
 	}
-	if vc.pckRevoked[string(chain.leaf.SerialNumber.Bytes())] {
+	if vc.pckRevoked.has(chain.leaf.SerialNumber) {
 		return time.Time{}, reject(CheckPCKCRL, ErrPCKRevoked, "PCK certificate serial %x is on the %q CRL", chain.leaf.SerialNumber, chain.inter.Subject.CommonName)
 	}
-	if vc.rootRevoked[string(chain.inter.SerialNumber.Bytes())] {
+	if vc.rootRevoked.has(chain.inter.SerialNumber) {
 		return time.Time{}, reject(CheckRootCACRL, ErrIntermediateRevoked, "%q (serial %x) is on the root CA CRL", chain.inter.Subject.CommonName, chain.inter.SerialNumber)
 	}
 	return earliest(vc.rootCRL.NextUpdate, vc.pckCRL.NextUpdate), nil

@@ -211,12 +211,17 @@ func TestVerifierFaults(t *testing.T) {
 				if !errors.Is(c.WantErr, f.want) {
 					t.Errorf("WantErr %v, want %v", c.WantErr, f.want)
 				}
-				res, err := verify(t, c)
-				if !errors.Is(err, f.want) {
-					t.Fatalf("Verify: %v, want %v", err, f.want)
-				}
-				if res != nil {
-					t.Errorf("a result with a rejection: %+v", res.Claims)
+				// With caches, and without (the cold path reads CRLs
+				// without an index).
+				for _, opts := range [][]dcap.Option{nil, {dcap.WithCacheBytes(0, 0)}} {
+					v := dcap.NewVerifier(append(opts, dcap.WithTrustAnchors(c.Root))...)
+					res, err := v.Verify(c.Quote, c.Collateral, c.At)
+					if !errors.Is(err, f.want) {
+						t.Fatalf("Verify (%d options): %v, want %v", len(opts), err, f.want)
+					}
+					if res != nil {
+						t.Errorf("a result with a rejection: %+v", res.Claims)
+					}
 				}
 			})
 		}
