@@ -1,6 +1,9 @@
 package dcap
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestLRUBoundedByBytes: the cache never holds more than its bound,
 // evicts the least recently used first and counts hits, misses and
@@ -44,5 +47,42 @@ func TestLRUBoundedByBytes(t *testing.T) {
 	zero.add(1, 1, 1)
 	if _, ok := zero.get(1); ok || zero.stats().Misses != 0 {
 		t.Fatal("a disabled cache holds or counts something")
+	}
+}
+
+// TestConcurrentVerify: verifications, cache evictions and forgetting
+// platforms at once (run with -race) give the same verdicts.
+func TestConcurrentVerify(t *testing.T) {
+	cases := acceptedCases(t)
+	// Room for about one platform: the caches evict all the time.
+	v := NewVerifier(WithCacheBytes(chainEntryBytes+8<<10, 3*64<<10))
+	done := make(chan error)
+	for g := range 4 {
+		go func() {
+			var err error
+			for i := range 12 {
+				c := cases[(g+i)%len(cases)]
+				if i%5 == 4 {
+					v.ForgetPlatforms()
+				}
+				var res *Result
+				if res, err = v.Verify(c.quote, c.collateral, c.exp.VerifyAt); err != nil {
+					break
+				}
+				if res.TCBStatus != c.exp.Status {
+					err = fmt.Errorf("%s: status %s, want %s", c.name, res.TCBStatus, c.exp.Status)
+					break
+				}
+			}
+			done <- err
+		}()
+	}
+	for range 4 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := v.Stats(); s.Chain.Bytes > s.Chain.MaxBytes || s.Collateral.Bytes > s.Collateral.MaxBytes {
+		t.Fatalf("over the bounds: %+v", s)
 	}
 }
