@@ -286,11 +286,11 @@ func TestVerifierAttester(t *testing.T) {
 	}
 }
 
-// TestAttack_SimulatedDecidedPerRoot: with Intel's root and a simulator
+// TestSimulatedDecidedPerRoot: with Intel's root and a simulator
 // root both trusted, a simulated quote is Simulated and (see dcap's
 // TestAttack_RealQuoteMarkedSimulated) a real one is not; the simulator's
 // collateral cannot vouch for a platform under Intel's root.
-func TestAttack_SimulatedDecidedPerRoot(t *testing.T) {
+func TestSimulatedDecidedPerRoot(t *testing.T) {
 	c, err := sim.NewCase(sim.Options{})
 	if err != nil {
 		t.Fatal(err)
