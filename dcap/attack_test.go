@@ -35,7 +35,7 @@ func withCertData(t testing.TB, quote, chain []byte) []byte {
 	}
 	old := q.CertData.PCKCertChain
 	at := bytes.Index(quote, old)
-	if at < 0 || bytes.Index(quote[at+1:], old) >= 0 {
+	if at < 0 || bytes.Contains(quote[at+1:], old) {
 		t.Fatal("certification data not found once in the quote")
 	}
 	delta := uint32(len(chain) - len(old))
