@@ -31,7 +31,7 @@ func TestFetchSessionEvidence(t *testing.T) {
 	}
 	// whoami judges the session evidence as a release does.
 	code, out, stderr = run(t, "whoami", "--dev-dir", dir, "--session-evidence")
-	if code != 0 || !strings.Contains(out, "fresh-only") {
+	if code != 0 || !strings.Contains(out, "app fresh-only may read: db-password") {
 		t.Fatalf("whoami --session-evidence: exit %d, want the matched app fresh-only:\n%s%s", code, out, stderr)
 	}
 }
