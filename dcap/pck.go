@@ -6,6 +6,7 @@ import (
 	"encoding/asn1"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -106,17 +107,26 @@ const (
 )
 
 // validOID reports whether an OBJECT IDENTIFIER's content is well formed
-// (base-128 arcs, minimally encoded, the last one ended).
+// as encoding/asn1 reads it: base-128 arcs, minimally encoded, each at most
+// 5 bytes and 2^31-1, the last one ended.
 func validOID(b []byte) bool {
 	if len(b) == 0 || b[len(b)-1]&0x80 != 0 {
 		return false
 	}
-	start := true
+	n, v := 0, int64(0)
 	for _, c := range b {
-		if start && c == 0x80 {
+		if n == 0 && c == 0x80 {
 			return false
 		}
-		start = c&0x80 == 0
+		if n++; n > 5 {
+			return false
+		}
+		if v = v<<7 | int64(c&0x7f); v > math.MaxInt32 {
+			return false
+		}
+		if c&0x80 == 0 {
+			n, v = 0, 0
+		}
 	}
 	return true
 }
