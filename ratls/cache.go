@@ -8,138 +8,87 @@ import (
 	"github.com/asps-project/asps/claims"
 )
 
-// resultCache is a bounded LRU of verified claims keyed by the SHA-256 of a
-// certificate's DER encoding; entries expire.
-type resultCache struct {
+// ttlCache is a bounded LRU keyed by the SHA-256 of a certificate's DER
+// encoding; entries expire. Values are copied in and out (clone), so no
+// caller shares a cached value. A nil cache or max <= 0 caches nothing.
+type ttlCache[V any] struct {
 	mu    sync.Mutex
 	max   int
+	clone func(V) V
 	ll    *list.List // front = most recently used
 	items map[[32]byte]*list.Element
 }
 
-type cacheEntry struct {
+type ttlEntry[V any] struct {
 	key     [32]byte
-	claims  *claims.Claims
+	val     V
 	expires time.Time
 }
 
-func newResultCache(max int) *resultCache {
-	return &resultCache{max: max, ll: list.New(), items: map[[32]byte]*list.Element{}}
+func newTTLCache[V any](max int, clone func(V) V) *ttlCache[V] {
+	return &ttlCache[V]{max: max, clone: clone, ll: list.New(), items: map[[32]byte]*list.Element{}}
 }
 
-// get returns a copy of the cached claims for key if present and not
-// expired at now.
-func (c *resultCache) get(key [32]byte, now time.Time) (*claims.Claims, bool) {
+// get returns a copy of the value for key if present and not expired at now.
+func (c *ttlCache[V]) get(key [32]byte, now time.Time) (V, bool) {
+	var zero V
 	if c == nil || c.max <= 0 {
-		return nil, false
+		return zero, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
 	if !ok {
-		return nil, false
+		return zero, false
 	}
-	e := el.Value.(*cacheEntry)
+	e := el.Value.(*ttlEntry[V])
 	if !now.Before(e.expires) {
 		c.ll.Remove(el)
 		delete(c.items, key)
-		return nil, false
+		return zero, false
 	}
 	c.ll.MoveToFront(el)
-	return cloneClaims(e.claims), true
+	return c.clone(e.val), true
 }
 
-func (c *resultCache) put(key [32]byte, cl *claims.Claims, expires time.Time) {
+// put stores a copy of v until expires, evicting the least recently used
+// entries beyond max.
+func (c *ttlCache[V]) put(key [32]byte, v V, expires time.Time) {
 	if c == nil || c.max <= 0 {
 		return
 	}
+	v = c.clone(v)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
-		e := el.Value.(*cacheEntry)
-		e.claims, e.expires = cloneClaims(cl), expires
+		e := el.Value.(*ttlEntry[V])
+		e.val, e.expires = v, expires
 		c.ll.MoveToFront(el)
 		return
 	}
-	c.items[key] = c.ll.PushFront(&cacheEntry{key: key, claims: cloneClaims(cl), expires: expires})
+	c.items[key] = c.ll.PushFront(&ttlEntry[V]{key: key, val: v, expires: expires})
 	for c.ll.Len() > c.max {
 		old := c.ll.Back()
 		c.ll.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).key)
+		delete(c.items, old.Value.(*ttlEntry[V]).key)
 	}
 }
 
-func (c *resultCache) len() int {
+func (c *ttlCache[V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.ll.Len()
 }
 
-// failureCache is a bounded LRU of recent verification failures keyed by
-// the SHA-256 of a certificate's DER encoding; entries expire after a
-// short TTL.
-type failureCache struct {
-	mu    sync.Mutex
-	max   int
-	ll    *list.List // front = most recently used
-	items map[[32]byte]*list.Element
-}
+// resultCache holds verified claims; failureCache recent verification
+// failures (the negative cache).
+type (
+	resultCache  = ttlCache[*claims.Claims]
+	failureCache = ttlCache[*Error]
+)
 
-type failureEntry struct {
-	key     [32]byte
-	err     *Error
-	expires time.Time
-}
+func newResultCache(max int) *resultCache { return newTTLCache(max, cloneClaims) }
 
 func newFailureCache(max int) *failureCache {
-	return &failureCache{max: max, ll: list.New(), items: map[[32]byte]*list.Element{}}
-}
-
-// get returns a copy of the remembered failure for key, if not expired.
-func (c *failureCache) get(key [32]byte, now time.Time) (*Error, bool) {
-	if c == nil || c.max <= 0 {
-		return nil, false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	el, ok := c.items[key]
-	if !ok {
-		return nil, false
-	}
-	e := el.Value.(*failureEntry)
-	if !now.Before(e.expires) {
-		c.ll.Remove(el)
-		delete(c.items, key)
-		return nil, false
-	}
-	c.ll.MoveToFront(el)
-	cp := *e.err
-	return &cp, true
-}
-
-func (c *failureCache) put(key [32]byte, err *Error, expires time.Time) {
-	if c == nil || c.max <= 0 {
-		return
-	}
-	cp := *err
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.items[key]; ok {
-		e := el.Value.(*failureEntry)
-		e.err, e.expires = &cp, expires
-		c.ll.MoveToFront(el)
-		return
-	}
-	c.items[key] = c.ll.PushFront(&failureEntry{key: key, err: &cp, expires: expires})
-	for c.ll.Len() > c.max {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*failureEntry).key)
-	}
-}
-
-func (c *failureCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
+	return newTTLCache(max, func(e *Error) *Error { cp := *e; return &cp })
 }
