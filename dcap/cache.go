@@ -32,22 +32,17 @@ func newLRU[K comparable, V any](maxBytes int64) *lru[K, V] {
 
 // get returns the value for k and counts a hit or a miss.
 func (c *lru[K, V]) get(k K) (V, bool) {
-	var zero V
 	if c == nil || c.max <= 0 {
+		var zero V
 		return zero, false
 	}
-	c.mu.Lock()
-	e, ok := c.items[k]
+	v, ok := c.peek(k)
 	if ok {
-		c.ll.MoveToFront(e)
-	}
-	c.mu.Unlock()
-	if !ok {
+		c.hits.Add(1)
+	} else {
 		c.misses.Add(1)
-		return zero, false
 	}
-	c.hits.Add(1)
-	return e.Value.(*lruEntry[K, V]).val, true
+	return v, ok
 }
 
 // peek returns the value for k, counting nothing on a miss (a hit
