@@ -728,8 +728,13 @@ func (s *Server) record(d *decision, err error) audit.Record {
 }
 
 // finish audits a refusal (an allow was audited before the release). A
-// refusal of a peer that was not attested is recorded without the names
-// it asked for, and sampled per reason (see Limits.AuditSampleInterval).
+// refusal of a peer that no app of the policy recognises — not attested,
+// or attested with an identity no app names (anyone who rents a TEE can
+// attest) — is recorded without the names it asked for, and sampled per
+// reason (see Limits.AuditSampleInterval); the stranger's identity and
+// the policy's reason stay in the sampled record. Dev mode records every
+// refusal of an attested workload in full (a developer iterating on an
+// enclave wants each one).
 func (s *Server) finish(d *decision, err error) {
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.decision(d, err)
@@ -738,13 +743,17 @@ func (s *Server) finish(d *decision, err error) {
 		return
 	}
 	r := s.record(d, err)
-	if d.claims == nil {
+	if d.app == nil && (d.claims == nil || !s.opts.Dev) {
 		ok, suppressed := s.sampler.admit(r.ReasonCode, time.Now())
 		if !ok {
 			return
 		}
 		r.Requested, r.RequestedCount, r.Suppressed = nil, len(d.names), suppressed
-		r.Reason = truncate(r.Reason, 256)
+		limit := 256
+		if d.claims != nil {
+			limit = 1024 // the policy's account of what differed
+		}
+		r.Reason = truncate(r.Reason, limit)
 	}
 	if aerr := s.auditRecord(r); aerr != nil {
 		s.opts.Logger.Error("audit write failed", "err", aerr)
