@@ -795,7 +795,11 @@ func (x *secretsService) WhoAmI(ctx context.Context, _ *aspsv1.WhoAmIRequest) (*
 	app, err := x.s.opts.Policy.Match(d.claims)
 	if err != nil {
 		resp.MatchError = x.s.denialMessage(err)
-		x.s.opts.Logger.Info("whoami: no app matches", "peer", d.rec.Peer, "reason", err.Error())
+		// A stranger may call at will on a cached certificate: outside
+		// dev mode the line is sampled per reason.
+		if ok, suppressed := x.s.sampler.admit("whoami "+reasonCode(err), time.Now()); ok || x.s.opts.Dev {
+			x.s.opts.Logger.Info("whoami: no app matches", "peer", d.rec.Peer, "reason", truncate(err.Error(), 1024), "suppressed", suppressed)
+		}
 	} else {
 		resp.MatchedApp = app.ID
 		resp.SecretNames = app.SecretNames()

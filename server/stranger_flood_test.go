@@ -3,9 +3,11 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"google.golang.org/grpc/codes"
@@ -76,5 +78,52 @@ func TestAttack_AttestedStrangerAuditFlood(t *testing.T) {
 	b, _ = os.ReadFile(path)
 	if got := bytes.Count(b, []byte(`"requested":["other-app"]`)); got != 3 {
 		t.Fatalf("%d of 3 refusals of a recognised workload recorded with their names", got)
+	}
+}
+
+// countingLog counts the lines the server logs.
+type countingLog struct {
+	mu sync.Mutex
+	n  int
+	b  bytes.Buffer
+}
+
+func (w *countingLog) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n++
+	if w.b.Len() < 64<<10 {
+		w.b.Write(p)
+	}
+	return len(p), nil
+}
+
+// TestAttack_AttestedStrangerWhoAmILogFlood: WhoAmI of a workload that no
+// app recognises wrote one log line per call with the policy's detail,
+// unsampled: an attested stranger on a cached certificate could fill the
+// operator's log at the rate it can call. Those lines are sampled per
+// reason, with a count of those suppressed.
+func TestAttack_AttestedStrangerWhoAmILogFlood(t *testing.T) {
+	lw := &countingLog{}
+	h := startHardened(t, func(o *server.Options) { o.Logger = slog.New(slog.NewJSONHandler(lw, nil)) })
+	stranger := devmode.DemoIdentity(claims.SGX)
+	stranger.MrEnclave[0] ^= 0xff
+	c := h.client(t, simOpts{TEE: claims.SGX, Identity: stranger})
+	const n = 300
+	for range n {
+		w, err := c.WhoAmI(context.Background())
+		if err != nil || w.MatchError == "" {
+			t.Fatalf("stranger whoami: %v %+v", err, w)
+		}
+	}
+	lw.mu.Lock()
+	lines, text := lw.n, lw.b.String()
+	lw.mu.Unlock()
+	t.Logf("%d WhoAmI calls of an attested stranger: %d log lines", n, lines)
+	if lines > 20 {
+		t.Fatalf("%d WhoAmI calls of a stranger wrote %d log lines", n, lines)
+	}
+	if !strings.Contains(text, "whoami: no app matches") {
+		t.Fatalf("the sampled line is missing:\n%s", text)
 	}
 }
