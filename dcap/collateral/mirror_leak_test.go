@@ -1,0 +1,66 @@
+package collateral
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// failingSource fails every document the way an unreachable upstream
+// does: the error carries the upstream URL, as configured, and the
+// network error.
+type failingSource struct{ err func(k Key) error }
+
+func (s failingSource) Document(_ context.Context, k Key) (*Document, error) { return nil, s.err(k) }
+
+// TestAttack_MirrorErrorsTellStrangersTheUpstream: the mirror answers
+// anyone, and a failed document used to be answered with the whole error:
+// the upstream URL as configured (credentials in its user info or an API
+// key in its query included), the upstream's internal address from the
+// network error and the upstream's own error text. An anonymous client now
+// learns the document and the reason only; the detail stays in the log.
+func TestAttack_MirrorErrorsTellStrangersTheUpstream(t *testing.T) {
+	const upstream = "https://mirror-user:hunter2@pccs.corp.internal:8081/sgx/certification/v4/tcb?fmspc=00906ED50000&subscription-key=K3Y"
+	secrets := []string{"hunter2", "mirror-user", "pccs.corp.internal", "K3Y", "10.9.8.7", "upstream says"}
+	for _, tc := range []struct {
+		reason error
+		status int
+	}{
+		{ErrUnavailable, http.StatusServiceUnavailable},
+		{ErrNotFound, http.StatusNotFound},
+		{ErrRefused, http.StatusInternalServerError},
+		{ErrRedirect, http.StatusInternalServerError},
+		{ErrExpired, http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.reason.Error(), func(t *testing.T) {
+			src := failingSource{func(k Key) error {
+				return &Error{Key: k, URL: upstream, Status: 502, Reason: tc.reason, Detail: "upstream says: pccs.corp.internal is down",
+					Err: errors.New("dial tcp 10.9.8.7:8081: connect: connection refused")}
+			}}
+			srv := httptest.NewServer(NewHandlerWithOptions(src, HandlerOptions{ClientBurst: -1}))
+			defer srv.Close()
+			resp, err := http.Get(srv.URL + "/sgx/certification/v4/tcb?fmspc=00906ED50000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			seen := string(body) + "\n" + resp.Header.Get("Error-Message") + "\n" + resp.Header.Get("Error-Code")
+			for _, s := range secrets {
+				if strings.Contains(seen, s) {
+					t.Errorf("an anonymous client learned %q:\n%s", s, seen)
+				}
+			}
+			if !strings.Contains(string(body), tc.reason.Error()) || !strings.Contains(string(body), "TCB info sgx/00906ED50000") {
+				t.Errorf("the answer does not name the document and the reason: %q", body)
+			}
+		})
+	}
+}
