@@ -64,3 +64,17 @@ func TestAttack_MirrorErrorsTellStrangersTheUpstream(t *testing.T) {
 		})
 	}
 }
+
+// TestAttack_UpstreamPasswordInCollateralErrors: a PCCS URL with user info
+// (a PCCS behind basic authentication) used to be written whole into every
+// collateral error, and so into the log; the password is now redacted as
+// net/http redacts it in its own errors.
+func TestAttack_UpstreamPasswordInCollateralErrors(t *testing.T) {
+	e := &Error{Key: RootCACRLKey(), URL: "https://mirror-user:hunter2@pccs.example:8081/sgx/certification/v4/rootcacrl", Reason: ErrUnavailable}
+	if msg := e.Error(); strings.Contains(msg, "hunter2") || !strings.Contains(msg, "pccs.example:8081") {
+		t.Fatalf("error text %q", msg)
+	}
+	if msg := (&Error{URL: "http://[::1", Reason: ErrRefused}).Error(); strings.Contains(msg, "[::1") {
+		t.Fatalf("unparsable URL shown: %q", msg)
+	}
+}
