@@ -78,3 +78,37 @@ func TestAttack_UpstreamPasswordInCollateralErrors(t *testing.T) {
 		t.Fatalf("unparsable URL shown: %q", msg)
 	}
 }
+
+// TestAttack_HostilePCCSErrorTextReachesTerminal: a PCCS's Error-Code and
+// Error-Message headers went into the error verbatim and from there to
+// `asps collateral fetch`'s output and the log. Header values cannot carry
+// C0 controls, but they can carry C1 controls (U+009B is CSI on terminals
+// that honour it) and any length; they are now escaped and bounded.
+func TestAttack_HostilePCCSErrorTextReachesTerminal(t *testing.T) {
+	pccs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Error-Code", "Bad\u009b2J")
+		w.Header().Set("Error-Message", "gone\u009b31mACCEPTED\u202e"+strings.Repeat("x", 10000))
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer pccs.Close()
+	c, err := NewClient(ClientOptions{BaseURL: pccs.URL, AllowHTTP: true, Retries: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Fetch(context.Background(), QEIdentityKey("sgx"))
+	if !errors.Is(err, ErrNotFound) {
+		t.Fatalf("fetch: %v", err)
+	}
+	msg := err.Error()
+	for i, r := range msg {
+		if r < 0x20 || r >= 0x7f {
+			t.Fatalf("the error carries %U at byte %d: %q", r, i, msg)
+		}
+	}
+	if len(msg) > 2048 {
+		t.Fatalf("the error is %d bytes", len(msg))
+	}
+	if !strings.Contains(msg, `gone\xc2\x9b31mACCEPTED`) {
+		t.Fatalf("the server's message is not shown escaped: %q", msg)
+	}
+}
