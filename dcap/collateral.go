@@ -36,11 +36,30 @@ type Collateral struct {
 	TCBInfo    *TCBInfo
 	QEIdentity *QEIdentity
 
-	digest [32]byte
+	// parts is the verifier's own parse of the same bytes, which no
+	// caller can reach: verification reads only this.
+	parts *colParts
+}
+
+// colParts is collateral as verifiers read it: parsed privately from the
+// raw bytes, never handed out, never changed after NewCollateral.
+type colParts struct {
+	digest                         [32]byte
+	size                           int64 // raw bytes, for cache accounting
+	pckCRLChain, tcbChain, qeChain []*x509.Certificate
+	rootCRL, pckCRL                *x509.RevocationList
+	tcbBody, tcbSig, qeBody, qeSig []byte
+	tcbInfo                        *TCBInfo
+	qeIdentity                     *QEIdentity
 }
 
 // Digest identifies the collateral's content.
-func (c *Collateral) Digest() [32]byte { return c.digest }
+func (c *Collateral) Digest() [32]byte {
+	if c.parts == nil {
+		return [32]byte{}
+	}
+	return c.parts.digest
+}
 
 // RawCollateral holds collateral as Intel PCS serves it: PEM issuer chains,
 // signed JSON bodies with hex signatures, and CRLs in DER or PEM. Either TCB
@@ -120,19 +139,40 @@ func (c *Collateral) MarshalJSON() ([]byte, error) {
 
 // NewCollateral decodes raw collateral pieces.
 func NewCollateral(r RawCollateral) (*Collateral, error) {
-	c := &Collateral{}
-	var err error
+	c, err := decodeCollateral(r)
+	if err != nil {
+		return nil, err
+	}
+	// A second, private decode of the same bytes for verifiers: what a
+	// caller does to the exported fields cannot reach a verdict.
+	p, err := decodeCollateral(r)
+	if err != nil {
+		return nil, err
+	}
+	c.parts = &colParts{
+		pckCRLChain: p.PCKCRLIssuerChain, tcbChain: p.TCBInfoIssuerChain, qeChain: p.QEIdentityIssuerChain,
+		rootCRL: p.RootCACRL, pckCRL: p.PCKCRL,
+		tcbBody: bytes.Clone(p.TCBInfoBody), tcbSig: bytes.Clone(p.TCBInfoSignature),
+		qeBody: bytes.Clone(p.QEIdentityBody), qeSig: bytes.Clone(p.QEIdentitySignature),
+		tcbInfo: p.TCBInfo, qeIdentity: p.QEIdentity,
+	}
 	h := sha256.New()
-	for _, p := range [][]byte{r.PCKCRLIssuerChain, r.RootCACRL, r.PCKCRL, r.TCBInfoIssuerChain, r.TCBInfo, r.TCBInfoSignature, r.QEIdentityIssuerChain, r.QEIdentity, r.QEIdentitySignature} {
+	for _, piece := range [][]byte{r.PCKCRLIssuerChain, r.RootCACRL, r.PCKCRL, r.TCBInfoIssuerChain, r.TCBInfo, r.TCBInfoSignature, r.QEIdentityIssuerChain, r.QEIdentity, r.QEIdentitySignature} {
 		var n [8]byte
 		for i := range 8 {
-			n[i] = byte(uint64(len(p)) >> (8 * i))
+			n[i] = byte(uint64(len(piece)) >> (8 * i))
 		}
 		h.Write(n[:])
-		h.Write(p)
+		h.Write(piece)
+		c.parts.size += int64(len(piece))
 	}
-	h.Sum(c.digest[:0])
+	h.Sum(c.parts.digest[:0])
+	return c, nil
+}
 
+func decodeCollateral(r RawCollateral) (*Collateral, error) {
+	c := &Collateral{}
+	var err error
 	if c.PCKCRLIssuerChain, err = optionalChain(r.PCKCRLIssuerChain, "pck_crl_issuer_chain"); err != nil {
 		return nil, err
 	}

@@ -20,10 +20,10 @@ type CollateralWant struct {
 // at. A collateral source runs it on everything it fetches or loads,
 // before caching it.
 func (v *Verifier) CheckCollateral(col *Collateral, want CollateralWant, at time.Time) error {
-	if col == nil {
-		return reject(CheckTCBInfo, ErrCollateralMissing, "no collateral")
+	if col == nil || col.parts == nil {
+		return reject(CheckTCBInfo, ErrCollateralMissing, "no collateral built by NewCollateral or ParseCollateralJSON")
 	}
-	vc := v.verifyCollateral(col)
+	vc := v.verifyCollateral(col.parts, v.newMemo())
 	if vc.err != nil {
 		return vc.err
 	}
@@ -39,7 +39,7 @@ func (v *Verifier) CheckCollateral(col *Collateral, want CollateralWant, at time
 		}
 	}
 	tee := strings.ToLower(want.TEE)
-	if col.TCBInfoBody != nil {
+	if col.parts.tcbBody != nil {
 		if vc.tcbInfoErr != nil {
 			return vc.tcbInfoErr
 		}
@@ -65,7 +65,7 @@ func (v *Verifier) CheckCollateral(col *Collateral, want CollateralWant, at time
 			}
 		}
 	}
-	if col.QEIdentityBody != nil {
+	if col.parts.qeBody != nil {
 		if vc.qeIdentityErr != nil {
 			return vc.qeIdentityErr
 		}
@@ -93,7 +93,7 @@ func (v *Verifier) CheckCollateral(col *Collateral, want CollateralWant, at time
 			return vc.pckCRLErr
 		}
 		issuer := vc.pckCRLIssuer
-		if vc.rootRevoked[string(issuer.SerialNumber.Bytes())] {
+		if vc.rootRevoked.has(issuer.SerialNumber) {
 			return reject(CheckPCKCRL, ErrIntermediateRevoked, "%q (serial %x) is on the root CA CRL", issuer.Subject.CommonName, issuer.SerialNumber)
 		}
 		if want.CA != "" && PCKCAKind(issuer.Subject.CommonName) != strings.ToLower(want.CA) {

@@ -79,3 +79,32 @@ func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
+
+// TestCorpusPublisherTrailerIsMalformed: one real quote file
+// (tdx-v4-no-tcb-level, from go-tdx-guest) ends with text its publisher
+// appended "for testing purpose". The independent verifier read past it;
+// asps refuses non-zero bytes after the signed quote as malformed (a
+// deliberate difference: nothing unsigned rides along with evidence), and
+// reaches the independent verdict on the quote without them.
+func TestCorpusPublisherTrailerIsMalformed(t *testing.T) {
+	const name = "tdx-v4-no-tcb-level"
+	raw := testdata.Read(t, "dcap", name, "quote.bin")
+	stripped := testdata.DCAPQuote(t, name)
+	if len(stripped) >= len(raw) {
+		t.Fatalf("%s: no trailer to strip (%d bytes): the corpus changed", name, len(raw))
+	}
+	var c corpusCase
+	for _, x := range loadCorpus(t) {
+		if x.name == name {
+			c = x
+		}
+	}
+	_, err := NewVerifier().Verify(raw, c.collateral, c.exp.VerifyAt)
+	var r *Rejection
+	if !errors.As(err, &r) || r.Reason != ErrMalformed || r.Check != CheckParse || !strings.Contains(err.Error(), "39 bytes after the 4935-byte quote") {
+		t.Fatalf("the file as published: %v; want %s: %v naming the 39 bytes", err, CheckParse, ErrMalformed)
+	}
+	if _, err := NewVerifier().Verify(stripped, c.collateral, c.exp.VerifyAt); !errors.Is(err, ErrNoMatchingTCBLevel) {
+		t.Fatalf("without the trailer: %v; want the independent verdict, ErrNoMatchingTCBLevel", err)
+	}
+}

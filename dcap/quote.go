@@ -133,7 +133,8 @@ type Quote struct {
 	// SignedData is the region the attestation key signs: the header and
 	// the body (for v5 including the body type and size).
 	SignedData []byte
-	// Trailing counts unsigned bytes after the declared signature data.
+	// Trailing counts the zero bytes padding the buffer after the
+	// declared signature data (non-zero bytes there are refused).
 	Trailing int
 	raw      []byte
 }
@@ -165,6 +166,19 @@ func (q *Quote) Debug() bool {
 // Raw returns the bytes the quote was parsed from.
 func (q *Quote) Raw() []byte { return q.raw }
 
+// Len is the length of the quote proper: header, body and signature data,
+// without the zero padding after it.
+func (q *Quote) Len() int { return len(q.raw) - q.Trailing }
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // AttestationPublicKey returns the attestation key as a P-256 public key.
 func (q *Quote) AttestationPublicKey() (*ecdsa.PublicKey, error) {
 	return p256Key(q.AttestationKey[:])
@@ -187,6 +201,7 @@ func p256Key(xy []byte) (*ecdsa.PublicKey, error) {
 // is re-encoded as the DER SEQUENCE of two INTEGERs that crypto/ecdsa
 // reads, without going through math/big.
 func verifyRS(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	signatureChecks.Add(1)
 	if len(sig) != 64 {
 		return false
 	}
@@ -339,9 +354,13 @@ func ParseQuote(b []byte) (*Quote, error) {
 		return nil, &FormatError{Field: "signature_data_len", Msg: fmt.Sprintf("%d, but only %d bytes follow", sigLen, len(b)-r.off)}
 	}
 	// Bytes after the declared signature data are signed by nothing and
-	// read by nothing; Intel's and Google's parsers tolerate them (real
-	// quote buffers are often padded), so we do too, and count them.
+	// read by nothing. Real quote buffers are padded with zeros (TDX
+	// quotes to 8,000 bytes), which is accepted and counted; anything
+	// else there is not a quote.
 	q.Trailing = len(b) - r.off - int(sigLen)
+	if pad := b[r.off+int(sigLen):]; !allZero(pad) {
+		return nil, &FormatError{Field: "quote", Msg: fmt.Sprintf("%d bytes after the %d-byte quote are not zero padding", len(pad), len(b)-len(pad))}
+	}
 	r.b = b[:r.off+int(sigLen)]
 	r.copy(q.Signature[:], "signature_data.quote_signature")
 	r.copy(q.AttestationKey[:], "signature_data.attestation_key")

@@ -10,6 +10,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,15 +27,24 @@ import (
 //go:embed intel_sgx_root_ca.pem
 var IntelRootCAPEM []byte
 
-// IntelRootCA returns Intel's SGX Root CA certificate.
+// IntelRootCA returns Intel's SGX Root CA certificate (a fresh copy).
 func IntelRootCA() *x509.Certificate {
-	blk, _ := pem.Decode(IntelRootCAPEM)
-	c, err := x509.ParseCertificate(blk.Bytes)
+	c, err := x509.ParseCertificate(intelRootDER())
 	if err != nil {
 		panic("dcap: embedded Intel root: " + err.Error()) // a build defect, not input
 	}
 	return c
 }
+
+var intelRootDER = sync.OnceValue(func() []byte {
+	blk, _ := pem.Decode(IntelRootCAPEM)
+	if blk == nil {
+		panic("dcap: embedded Intel root is not PEM") // a build defect, not input
+	}
+	return blk.Bytes
+})
+
+var intelRootSPKI = sync.OnceValue(func() []byte { return IntelRootCA().RawSubjectPublicKeyInfo })
 
 // Check names, as Intel's specifications name the steps. A Rejection's
 // Check field holds one of these.
@@ -55,102 +66,145 @@ const (
 
 // Verifier checks DCAP quotes against collateral and a trust anchor. It is
 // safe for concurrent use and caches everything that repeats from one quote
-// to the next: verified PCK chains, verified collateral, verified QE
-// reports. Time-dependent checks (validity windows) are made on every call.
+// to the next: verified PCK chains (with the QE reports their keys signed),
+// verified collateral, and intermediate certificates verified under an
+// anchor. Each cache is bounded by bytes and evicts the least recently used
+// entries. Time-dependent checks (validity windows) are made on every call.
 type Verifier struct {
-	anchors   []*ecdsa.PublicKey
-	simulated bool // anchors are not Intel's
-	maxCache  int
+	anchors []anchor
 
-	mu     sync.RWMutex
-	chains map[string]*pckChain // by the PEM chain's exact bytes
-	cols   map[[32]byte]*verifiedCollateral
+	chains *lru[[32]byte, *pckChain]
+	cols   *lru[[32]byte, *verifiedCollateral]
+	issued *lru[[32]byte, struct{}]
+	// cas holds parsed PCK CA certificates by the digest of their DER:
+	// many platforms, two CAs.
+	cas *lru[[32]byte, *x509.Certificate]
 
-	hits, misses [3]atomic.Uint64 // chain, collateral, QE report
+	chainBytes, colBytes int64
+
+	// roots holds root certificates other than the configured ones whose
+	// key is an anchor and whose self-signature was checked: Intel has
+	// issued more than one certificate for its root key. Bounded.
+	rootsMu sync.Mutex
+	roots   map[[32]byte]bool
+
+	qeHits, qeMisses atomic.Uint64
 }
 
+// anchor is a trust anchor: its key, and the certificate it was given as.
+type anchor struct {
+	key  *ecdsa.PublicKey
+	cert *x509.Certificate
+}
+
+// Default cache bounds, in estimated bytes held.
 const (
-	cacheChain = iota
-	cacheCollateral
-	cacheQEReport
+	DefaultChainCacheBytes      = 32 << 20
+	DefaultCollateralCacheBytes = 32 << 20
+	issuedCacheBytes            = 256 << 10
+	maxPinnedRoots              = 16
+	maxQEReportsPerChain        = 4
 )
 
-// CacheStats counts cache hits and misses, for metrics.
+// CacheStats counts cache hits, misses and evictions and the estimated
+// bytes each cache holds, for metrics.
 type CacheStats struct {
 	ChainHits, ChainMisses           uint64
 	CollateralHits, CollateralMisses uint64
 	QEReportHits, QEReportMisses     uint64
+
+	Chain, Collateral, Intermediate LRUStats
 }
 
 // Option configures a Verifier.
 type Option func(*Verifier)
 
 // WithTrustAnchors replaces Intel's SGX Root CA with the given roots,
-// pinned by key. Use it for tests and the simulator; claims verified under
-// a replaced anchor are marked Simulated unless the anchor key is Intel's.
+// pinned by key. Use it for tests and the simulator. Whether a verdict is
+// Simulated is decided per quote, by the root its chain ends in: only
+// Intel's root key gives a verdict that is not simulated.
 func WithTrustAnchors(roots ...*x509.Certificate) Option {
 	return func(v *Verifier) {
 		v.anchors = nil
-		intel := IntelRootCA().PublicKey.(*ecdsa.PublicKey)
-		v.simulated = false
 		for _, r := range roots {
-			k, ok := r.PublicKey.(*ecdsa.PublicKey)
+			own, err := x509.ParseCertificate(r.Raw) // a private copy
+			if err != nil {
+				continue
+			}
+			k, ok := own.PublicKey.(*ecdsa.PublicKey)
 			if !ok {
 				continue
 			}
-			v.anchors = append(v.anchors, k)
-			if !k.Equal(intel) {
-				v.simulated = true
-			}
+			v.anchors = append(v.anchors, anchor{key: k, cert: own})
 		}
 	}
 }
 
-// WithCacheSize bounds each cache (default 4096 entries; 0 disables
-// caching, for measuring the cold path).
-func WithCacheSize(n int) Option { return func(v *Verifier) { v.maxCache = n } }
+// WithCacheSize bounds the PCK-chain and collateral caches to about n
+// entries each (0 disables caching, for measuring the cold path). Prefer
+// WithCacheBytes.
+func WithCacheSize(n int) Option {
+	return func(v *Verifier) {
+		v.chainBytes, v.colBytes = int64(n)*(chainEntryBytes+8<<10), int64(n)*(collateralEntryBytes+48<<10)
+	}
+}
+
+// WithCacheBytes bounds the PCK-chain cache (one entry per platform) and
+// the collateral cache (one entry per collateral set) by the bytes their
+// entries are estimated to hold; 0 disables a cache.
+func WithCacheBytes(chains, collateral int64) Option {
+	return func(v *Verifier) { v.chainBytes, v.colBytes = max(chains, 0), max(collateral, 0) }
+}
 
 // NewVerifier returns a verifier anchored at Intel's SGX Root CA unless an
 // option says otherwise.
 func NewVerifier(opts ...Option) *Verifier {
-	v := &Verifier{maxCache: 4096}
-	v.anchors = []*ecdsa.PublicKey{IntelRootCA().PublicKey.(*ecdsa.PublicKey)}
+	v := &Verifier{chainBytes: DefaultChainCacheBytes, colBytes: DefaultCollateralCacheBytes, roots: map[[32]byte]bool{}}
+	intel := IntelRootCA()
+	v.anchors = []anchor{{key: intel.PublicKey.(*ecdsa.PublicKey), cert: intel}}
 	for _, o := range opts {
 		o(v)
 	}
-	v.chains = map[string]*pckChain{}
-	v.cols = map[[32]byte]*verifiedCollateral{}
+	v.chains = newLRU[[32]byte, *pckChain](v.chainBytes)
+	v.cols = newLRU[[32]byte, *verifiedCollateral](v.colBytes)
+	if v.chainBytes > 0 || v.colBytes > 0 {
+		v.issued = newLRU[[32]byte, struct{}](issuedCacheBytes)
+		v.cas = newLRU[[32]byte, *x509.Certificate](issuedCacheBytes)
+	}
 	return v
 }
 
 // Stats returns the cache counters.
 func (v *Verifier) Stats() CacheStats {
+	ch, co := v.chains.stats(), v.cols.stats()
 	return CacheStats{
-		ChainHits: v.hits[cacheChain].Load(), ChainMisses: v.misses[cacheChain].Load(),
-		CollateralHits: v.hits[cacheCollateral].Load(), CollateralMisses: v.misses[cacheCollateral].Load(),
-		QEReportHits: v.hits[cacheQEReport].Load(), QEReportMisses: v.misses[cacheQEReport].Load(),
+		ChainHits: ch.Hits, ChainMisses: ch.Misses,
+		CollateralHits: co.Hits, CollateralMisses: co.Misses,
+		QEReportHits: v.qeHits.Load(), QEReportMisses: v.qeMisses.Load(),
+		Chain: ch, Collateral: co, Intermediate: v.issued.stats(),
 	}
 }
 
-func (v *Verifier) count(cache int, hit bool) {
-	if hit {
-		v.hits[cache].Add(1)
-	} else {
-		v.misses[cache].Add(1)
-	}
-}
+// ForgetPlatforms drops the cached PCK chains and the QE reports seen
+// under them; verified collateral and intermediate certificates stay.
+// The next quote of every platform is verified as a new platform's.
+func (v *Verifier) ForgetPlatforms() { v.chains.clear() }
 
-func (v *Verifier) anchored(k any) bool {
-	ek, ok := k.(*ecdsa.PublicKey)
-	if !ok {
-		return false
-	}
+// anchoredKey reports whether a certificate carries an anchor's key.
+// Keys are compared by their DER SubjectPublicKeyInfo, which for a P-256
+// key as crypto/x509 accepts it has one encoding.
+func (v *Verifier) anchoredKey(c *x509.Certificate) bool {
 	for _, a := range v.anchors {
-		if a.Equal(ek) {
+		if bytes.Equal(a.cert.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo) {
 			return true
 		}
 	}
 	return false
+}
+
+// isIntel reports whether a root certificate carries Intel's root key.
+func isIntel(root *x509.Certificate) bool {
+	return bytes.Equal(root.RawSubjectPublicKeyInfo, intelRootSPKI())
 }
 
 // Result is an accepted quote: the claims and how the status was reached.
@@ -161,32 +215,72 @@ type Result struct {
 	TDXModuleTCBStatus string `json:"tdx_module_tcb_status,omitempty"`
 	// CurrentTCBStatus (TD 1.5) is the status of the TCB the TD would run
 	// on if relaunched (TEE_TCB_SVN2), converged with the QE's.
-	CurrentTCBStatus        string         `json:"current_tcb_status,omitempty"`
-	TCBEvaluationDataNumber int            `json:"tcb_evaluation_data_number,omitempty"`
-	RevocationChecked       bool           `json:"revocation_checked"`
-	Quote                   *Quote         `json:"-"`
-	PCK                     *PCKExtensions `json:"-"`
+	CurrentTCBStatus        string `json:"current_tcb_status,omitempty"`
+	TCBEvaluationDataNumber int    `json:"tcb_evaluation_data_number,omitempty"`
+	RevocationChecked       bool   `json:"revocation_checked"`
+	// QuoteLen is the length of the quote proper (header, body, signature
+	// data), SignedLen the part the attestation key signs; zero padding
+	// after the quote is not counted.
+	QuoteLen  int `json:"quote_len"`
+	SignedLen int `json:"signed_len"`
+	// Quote is the verifier's own parse of the quote's bytes (the claims
+	// were read from it before it was returned; changing it changes
+	// nothing), PCK a copy of the PCK certificate's SGX extensions.
+	Quote *Quote         `json:"-"`
+	PCK   *PCKExtensions `json:"-"`
 }
 
-// Verify parses and verifies a quote against collateral at time at.
+// Verify parses and verifies a quote against collateral at time at. The
+// verifier reads its own copy of quote.
 func (v *Verifier) Verify(quote []byte, col *Collateral, at time.Time) (*Result, error) {
-	q, err := ParseQuote(quote)
+	q, err := ParseQuote(bytes.Clone(quote))
 	if err != nil {
 		return nil, parseRejection(err)
 	}
-	return v.VerifyQuote(q, col, at)
+	if err := requireFull(col); err != nil {
+		return nil, err
+	}
+	return v.verify(q, col, at, true)
 }
 
 // VerifyQuote verifies a parsed quote completely: PCK chain to the anchor,
-// CRLs, TCB info, QE identity, QE report, quote signature, TCB level.
+// CRLs, TCB info, QE identity, QE report, quote signature, TCB level. It
+// verifies the bytes q was parsed from, parsed anew: the exported fields
+// of q are not read, so changing them changes no verdict and no claim.
 func (v *Verifier) VerifyQuote(q *Quote, col *Collateral, at time.Time) (*Result, error) {
-	if col == nil || col.TCBInfoBody == nil || col.QEIdentityBody == nil {
-		return nil, reject(CheckTCBInfo, ErrCollateralMissing, "TCB info and QE identity are required (use chain-only verification to check just the signatures)")
+	own, err := q.reparse()
+	if err != nil {
+		return nil, err
 	}
-	if col.PCKCRL == nil || col.RootCACRL == nil {
-		return nil, reject(CheckPCKCRL, ErrCRLMissing, "PCK CRL and root CA CRL are required")
+	if err := requireFull(col); err != nil {
+		return nil, err
 	}
-	return v.verify(q, col, at, true)
+	return v.verify(own, col, at, true)
+}
+
+// requireFull checks that collateral holds everything a full verdict
+// needs, as the verifier will read it (not its exported fields).
+func requireFull(col *Collateral) error {
+	if col == nil || col.parts == nil || col.parts.tcbBody == nil || col.parts.qeBody == nil {
+		return reject(CheckTCBInfo, ErrCollateralMissing, "TCB info and QE identity are required (use chain-only verification to check just the signatures)")
+	}
+	if col.parts.pckCRL == nil || col.parts.rootCRL == nil {
+		return reject(CheckPCKCRL, ErrCRLMissing, "PCK CRL and root CA CRL are required")
+	}
+	return nil
+}
+
+// reparse returns a fresh parse of a private copy of the bytes q was
+// parsed from.
+func (q *Quote) reparse() (*Quote, error) {
+	if q == nil || q.raw == nil {
+		return nil, reject(CheckParse, ErrMalformed, "not a parsed quote")
+	}
+	own, err := ParseQuote(bytes.Clone(q.raw))
+	if err != nil {
+		return nil, parseRejection(err)
+	}
+	return own, nil
 }
 
 // CheckPCKChain verifies the quote's PCK certificate chain to a trust
@@ -195,15 +289,18 @@ func (v *Verifier) VerifyQuote(q *Quote, col *Collateral, at time.Time) (*Result
 // fetches collateral for the FMSPC the certificate names, so that a forged
 // certificate cannot make it look up made-up platforms upstream.
 func (v *Verifier) CheckPCKChain(q *Quote, at time.Time) (*PCKExtensions, error) {
-	chain := v.pckChain(q.CertData.PCKCertChain)
+	own, err := q.reparse()
+	if err != nil {
+		return nil, err
+	}
+	chain := v.pckChain(own.CertData.PCKCertChain, v.newMemo())
 	if chain.err != nil {
 		return nil, chain.err
 	}
 	if err := chain.validAt(at); err != nil {
 		return nil, err
 	}
-	ext := *chain.ext
-	return &ext, nil
+	return chain.ext.clone(), nil
 }
 
 // VerifyChain checks only the cryptographic chain — anchor → PCK
@@ -211,13 +308,15 @@ func (v *Verifier) CheckPCKChain(q *Quote, at time.Time) (*PCKExtensions, error)
 // in col (which may be nil) are checked when present. The TCB status is
 // reported as Unknown.
 func (v *Verifier) VerifyChain(quote []byte, col *Collateral, at time.Time) (*Result, error) {
-	q, err := ParseQuote(quote)
+	q, err := ParseQuote(bytes.Clone(quote))
 	if err != nil {
 		return nil, parseRejection(err)
 	}
 	return v.verify(q, col, at, false)
 }
 
+// verify checks q, which the verifier parsed itself from its own copy of
+// the bytes.
 func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*Result, error) {
 	if q == nil || (q.SGX == nil) == (q.TD == nil) || len(q.SignedData) == 0 {
 		return nil, reject(CheckParse, ErrMalformed, "not a parsed quote")
@@ -226,9 +325,10 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 		return nil, reject(CheckQEVendor, ErrQEVendor, "QE vendor ID %x, want %x", q.Header.QEVendorID, IntelQEVendorID)
 	}
 	tdx := q.TD != nil
+	memo := v.newMemo()
 
 	// PCK certificate chain (cached), then its validity at this time.
-	chain := v.pckChain(q.CertData.PCKCertChain)
+	chain := v.pckChain(q.CertData.PCKCertChain, memo)
 	if chain.err != nil {
 		return nil, chain.err
 	}
@@ -237,15 +337,19 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 	}
 	expiry := chain.notAfter
 
-	ext := *chain.ext
-	res := &Result{Quote: q, PCK: &ext}
+	res := &Result{Quote: q, PCK: chain.ext.clone(), QuoteLen: q.Len(), SignedLen: len(q.SignedData)}
 
 	// Collateral: signatures and CRL issuers (cached), then dates.
 	var vc *verifiedCollateral
 	if col != nil {
-		if vc = v.collateral(col); vc.err != nil {
+		if vc = v.collateral(col, memo); vc.err != nil {
 			return nil, vc.err
 		}
+	}
+	if full && (vc == nil || vc.pckCRL == nil || vc.rootCRL == nil) {
+		// Checked again on what was verified, whatever the caller's
+		// Collateral says.
+		return nil, reject(CheckPCKCRL, ErrCRLMissing, "PCK CRL and root CA CRL are required")
 	}
 	if vc != nil && (vc.pckCRL != nil || vc.rootCRL != nil) {
 		if vc.pckCRL == nil || vc.rootCRL == nil {
@@ -283,7 +387,7 @@ func (v *Verifier) verify(q *Quote, col *Collateral, at time.Time, full bool) (*
 
 	fillClaims(&res.Claims, q)
 	res.FMSPC = chain.ext.FMSPCHex()
-	res.Simulated = v.simulated
+	res.Simulated = !isIntel(chain.root)
 	if !full {
 		res.TCBStatus = claims.StatusUnknown
 		res.AdvisoryIDs = []string{}
@@ -501,17 +605,29 @@ func certsValidAt(check, what string, certs []*x509.Certificate, at time.Time) e
 // The PCK certificate chain.
 
 type pckChain struct {
-	// qes holds the QE reports (report ‖ signature) this PCK key was
-	// seen to sign; a platform has one QE, so a few entries at most.
-	qes  sync.Map
-	nqes atomic.Int32
+	// qes holds the digests of the QE reports (report ‖ signature) this
+	// PCK key was seen to sign; a platform has one QE, so a few at most.
+	qmu sync.Mutex
+	qes [][32]byte
 
 	leaf, inter, root   *x509.Certificate
 	leafKey             *ecdsa.PublicKey
 	ext                 *PCKExtensions
 	notBefore, notAfter time.Time
 	err                 error
+	cost                int64
 }
+
+// A cached PCK chain is counted as twice its DER plus chainEntryBytes
+// (parsed certificates, extensions, QE report digests, bookkeeping); a
+// cached collateral set as three times its raw size plus
+// collateralEntryBytes (parsed CRLs and documents, revoked-serial sets).
+// TestCacheEntryBytes checks these against the heap: about 10.6 KB per
+// platform and 36 KB per collateral set measured.
+const (
+	chainEntryBytes      = 7 << 10
+	collateralEntryBytes = 16 << 10
+)
 
 func (c *pckChain) validAt(at time.Time) error {
 	if err := certsValidAt(CheckPCKChain, "PCK certificate chain", []*x509.Certificate{c.leaf, c.inter, c.root}, at); err != nil {
@@ -520,50 +636,130 @@ func (c *pckChain) validAt(at time.Time) error {
 	return nil
 }
 
-func (v *Verifier) pckChain(pemChain []byte) *pckChain {
-	v.mu.RLock()
-	c, ok := v.chains[string(pemChain)]
-	v.mu.RUnlock()
-	if ok {
-		v.count(cacheChain, true)
-		return c
-	}
-	v.count(cacheChain, false)
-	c = v.buildPCKChain(pemChain)
-	if c.err != nil {
-		// Failures are not cached: a flood of bad chains must not evict
-		// the good ones.
-		return c
-	}
-	v.store(func() {
-		if len(v.chains) >= v.maxCache {
-			clear(v.chains)
+const (
+	pemBegin = "-----BEGIN CERTIFICATE-----"
+	pemEnd   = "-----END CERTIFICATE-----"
+)
+
+// splitPEMChain decodes the PCK certification data strictly: PEM
+// certificate blocks without headers, separated and surrounded by
+// whitespace only, optionally followed by NUL bytes (Intel's quoting
+// library ends the data with one). Anything else around the chain is
+// refused, so that one chain cannot be presented in many byte forms.
+func splitPEMChain(b []byte, field string) ([][]byte, error) {
+	var ders [][]byte
+	rest := b
+	for {
+		rest = bytes.TrimLeft(rest, " \t\r\n")
+		if len(bytes.TrimLeft(rest, "\x00")) == 0 {
+			break
 		}
-		v.chains[string(pemChain)] = c
-	})
+		if !bytes.HasPrefix(rest, []byte(pemBegin)) {
+			return nil, &FormatError{Field: field, Msg: fmt.Sprintf("bytes other than whitespace around the PEM certificates, at offset %d", len(b)-len(rest))}
+		}
+		end := bytes.Index(rest, []byte(pemEnd))
+		if end < 0 {
+			return nil, &FormatError{Field: field, Msg: fmt.Sprintf("certificate %d has no PEM end line", len(ders))}
+		}
+		seg := rest[:end+len(pemEnd)]
+		blk, tail := pem.Decode(seg)
+		if blk == nil || len(tail) != 0 {
+			return nil, &FormatError{Field: field, Msg: fmt.Sprintf("certificate %d is not a PEM block", len(ders))}
+		}
+		if len(blk.Headers) != 0 {
+			return nil, &FormatError{Field: field, Msg: fmt.Sprintf("certificate %d has PEM headers", len(ders))}
+		}
+		ders = append(ders, blk.Bytes)
+		if len(ders) > 8 {
+			return nil, &FormatError{Field: field, Msg: "more than 8 certificates"}
+		}
+		rest = rest[end+len(pemEnd):]
+	}
+	if len(ders) == 0 {
+		return nil, &FormatError{Field: field, Msg: "no PEM certificate"}
+	}
+	return ders, nil
+}
+
+// pckChain verifies (or finds verified) the PCK certificate chain of
+// certification data. The cache holds one entry per chain of
+// certificates, keyed by the digest of the chain's canonical PEM (the
+// DER re-encoded), never by the bytes as presented: certification data in
+// that canonical form (Intel's, up to trailing NULs) is found without
+// decoding; any other accepted form (other whitespace) is decoded
+// strictly and finds the same entry. Failures are not cached, so a flood
+// of bad chains evicts nothing.
+func (v *Verifier) pckChain(pemChain []byte, memo *sigMemo) *pckChain {
+	caching := v.chains.max > 0
+	if caching {
+		if c, ok := v.chains.peek(sha256.Sum256(bytes.TrimRight(pemChain, "\x00"))); ok {
+			v.chains.hits.Add(1)
+			return c
+		}
+	}
+	ders, err := splitPEMChain(pemChain, "pck_cert_chain")
+	if err != nil {
+		return &pckChain{err: &Rejection{Check: CheckPCKChain, Reason: ErrMalformed, Cause: err}}
+	}
+	var key [32]byte
+	if caching {
+		key = canonicalChainKey(ders)
+		if c, ok := v.chains.get(key); ok {
+			return c
+		}
+	}
+	c := v.buildPCKChain(ders, memo)
+	if c.err == nil && caching {
+		v.chains.add(key, c, c.cost)
+	}
 	return c
 }
 
-func (v *Verifier) store(f func()) {
-	if v.maxCache <= 0 {
-		return
+// canonicalChainKey is the SHA-256 of the chain's PEM as pem.Encode
+// writes it.
+func canonicalChainKey(ders [][]byte) [32]byte {
+	h := sha256.New()
+	for _, d := range ders {
+		_ = pem.Encode(h, &pem.Block{Type: "CERTIFICATE", Bytes: d})
 	}
-	v.mu.Lock()
-	f()
-	v.mu.Unlock()
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
 }
 
-func (v *Verifier) buildPCKChain(pemChain []byte) *pckChain {
+func (v *Verifier) buildPCKChain(ders [][]byte, memo *sigMemo) *pckChain {
 	c := &pckChain{}
-	certs, err := ParseChainPEM(pemChain, "pck_cert_chain")
-	if err != nil {
-		c.err = &Rejection{Check: CheckPCKChain, Reason: ErrMalformed, Cause: err}
+	if len(ders) != 3 {
+		c.err = reject(CheckPCKChain, ErrCertChain, "%d certificates, want 3 (PCK, PCK CA, root CA)", len(ders))
 		return c
 	}
-	if len(certs) != 3 {
-		c.err = reject(CheckPCKChain, ErrCertChain, "%d certificates, want 3 (PCK, PCK CA, root CA)", len(certs))
-		return c
+	certs := make([]*x509.Certificate, 3)
+	var caKey [32]byte
+	caParsed := false
+	for i, d := range ders {
+		if a := v.anchorCert(d); a != nil && i == 2 {
+			certs[i] = a // the pinned root, parsed once
+			c.cost += int64(len(d))
+			continue
+		}
+		if i == 1 && v.cas != nil {
+			caKey = sha256.Sum256(d)
+			if x, ok := v.cas.get(caKey); ok {
+				certs[i] = x // parsed before (and never changed: the verifier's own)
+				c.cost += int64(len(d))
+				continue
+			}
+		}
+		x, err := x509.ParseCertificate(d)
+		if err != nil {
+			c.err = &Rejection{Check: CheckPCKChain, Reason: ErrMalformed, Cause: &FormatError{Field: "pck_cert_chain", Msg: fmt.Sprintf("certificate %d: %v", i, err)}}
+			return c
+		}
+		certs[i] = x
+		c.cost += int64(len(d))
+		caParsed = caParsed || i == 1
 	}
+	c.cost = 2*c.cost + chainEntryBytes
 	c.leaf, c.inter, c.root = certs[0], certs[1], certs[2]
 	c.notBefore, c.notAfter = c.leaf.NotBefore, c.leaf.NotAfter
 	for _, x := range certs[1:] {
@@ -574,9 +770,13 @@ func (v *Verifier) buildPCKChain(pemChain []byte) *pckChain {
 			c.notAfter = x.NotAfter
 		}
 	}
-	if err := v.checkIssuedByAnchor(c.inter, c.root, "PCK CA certificate"); err != nil {
+	if err := v.checkIssuedByAnchor(c.inter, c.root, "PCK CA certificate", memo); err != nil {
 		c.err = err
 		return c
+	}
+	if caParsed && v.cas != nil {
+		// Kept only once verified: a flood of made-up CAs keeps nothing.
+		v.cas.add(caKey, c.inter, 4*int64(len(ders[1]))+2048)
 	}
 	if !bytes.Equal(c.leaf.RawIssuer, c.inter.RawSubject) {
 		c.err = reject(CheckPCKChain, ErrCertChain, "PCK certificate issuer %q is not the PCK CA %q", c.leaf.Issuer.CommonName, c.inter.Subject.CommonName)
@@ -586,38 +786,121 @@ func (v *Verifier) buildPCKChain(pemChain []byte) *pckChain {
 		c.err = reject(CheckPCKChain, ErrCertChain, "the PCK certificate %q is a CA", c.leaf.Subject.CommonName)
 		return c
 	}
-	if err := c.leaf.CheckSignatureFrom(c.inter); err != nil {
-		c.err = &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: "PCK certificate not signed by the PCK CA", Cause: err}
-		return c
-	}
 	k, ok := c.leaf.PublicKey.(*ecdsa.PublicKey)
 	if !ok || k.Curve.Params().Name != "P-256" {
 		c.err = reject(CheckPCKChain, ErrCertChain, "PCK certificate key is not ECDSA P-256")
 		return c
 	}
-	c.leafKey = k
+	var err error
 	if c.ext, err = ParsePCKExtensions(c.leaf); err != nil {
 		c.err = &Rejection{Check: CheckPCKChain, Reason: ErrPCKExtensions, Cause: err}
 		return c
 	}
+	if err := checkCertSignature(c.leaf, c.inter); err != nil {
+		c.err = &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: "PCK certificate not signed by the PCK CA", Cause: err}
+		return c
+	}
+	c.leafKey = k
 	return c
 }
 
-// checkIssuedByAnchor checks that cert is signed by root and that root's
-// key is a trust anchor (and root is self-signed).
-func (v *Verifier) checkIssuedByAnchor(cert, root *x509.Certificate, what string) error {
-	if !v.anchored(root.PublicKey) {
+// sigMemo remembers, for one verification, which certificates were
+// verified under which anchored root, and consults the verifier's bounded
+// cache of them (when caching is on), so that a certificate appearing in
+// several chains (the PCK CA, the TCB signing certificate) is verified
+// once.
+type sigMemo struct {
+	v     *Verifier
+	local [][2][]byte // cert DER, root DER
+}
+
+func (v *Verifier) newMemo() *sigMemo { return &sigMemo{v: v} }
+
+func (m *sigMemo) has(cert, root *x509.Certificate) bool {
+	for _, l := range m.local {
+		if bytes.Equal(l[0], cert.Raw) && bytes.Equal(l[1], root.Raw) {
+			return true
+		}
+	}
+	if m.v.issued == nil {
+		return false
+	}
+	_, ok := m.v.issued.get(issuedKey(cert, root))
+	return ok
+}
+
+func (m *sigMemo) add(cert, root *x509.Certificate) {
+	m.local = append(m.local, [2][]byte{cert.Raw, root.Raw})
+	if m.v.issued != nil {
+		m.v.issued.add(issuedKey(cert, root), struct{}{}, 128)
+	}
+}
+
+func issuedKey(cert, root *x509.Certificate) [32]byte {
+	h := sha256.New()
+	rh := sha256.Sum256(root.Raw)
+	h.Write(rh[:])
+	h.Write(cert.Raw)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+// anchorCert returns the configured anchor certificate whose DER is der.
+func (v *Verifier) anchorCert(der []byte) *x509.Certificate {
+	for _, a := range v.anchors {
+		if bytes.Equal(der, a.cert.Raw) {
+			return a.cert
+		}
+	}
+	return nil
+}
+
+// checkRoot accepts a root certificate that is a configured anchor
+// (pinned: its signature is not checked per quote), or another
+// certificate for an anchor's key whose self-signature verifies (checked
+// once, remembered for a bounded number of such certificates).
+func (v *Verifier) checkRoot(root *x509.Certificate, what string) error {
+	if v.anchorCert(root.Raw) != nil {
+		return nil
+	}
+	if !v.anchoredKey(root) {
 		return reject(CheckPCKChain, ErrUntrustedRoot, "%s chains to %q (key SHA-256 %s), which is not a trust anchor", what, root.Subject.CommonName, keyID(root))
 	}
-	if err := root.CheckSignatureFrom(root); err != nil {
+	h := sha256.Sum256(root.Raw)
+	v.rootsMu.Lock()
+	ok := v.roots[h]
+	v.rootsMu.Unlock()
+	if ok {
+		return nil
+	}
+	if err := checkCertSignature(root, root); err != nil {
 		return &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: "root CA certificate is not self-signed", Cause: err}
+	}
+	v.rootsMu.Lock()
+	if len(v.roots) < maxPinnedRoots {
+		v.roots[h] = true
+	}
+	v.rootsMu.Unlock()
+	return nil
+}
+
+// checkIssuedByAnchor checks that cert is signed by root and that root is
+// a trust anchor.
+func (v *Verifier) checkIssuedByAnchor(cert, root *x509.Certificate, what string, memo *sigMemo) error {
+	if err := v.checkRoot(root, what); err != nil {
+		return err
 	}
 	if !bytes.Equal(cert.RawIssuer, root.RawSubject) {
 		return reject(CheckPCKChain, ErrCertChain, "%s issuer %q is not the root %q", what, cert.Issuer.CommonName, root.Subject.CommonName)
 	}
-	if err := cert.CheckSignatureFrom(root); err != nil {
+	if memo.has(cert, root) {
+		return nil
+	}
+	if err := checkCertSignature(cert, root); err != nil {
 		return &Rejection{Check: CheckPCKChain, Reason: ErrCertChain, Detail: what + " not signed by the root CA", Cause: err}
 	}
+	memo.add(cert, root)
 	return nil
 }
 
@@ -629,20 +912,19 @@ func keyID(c *x509.Certificate) string {
 // Verified collateral: what does not depend on the time, cached by digest.
 //
 // Everything the verdict reads from collateral comes from here, derived
-// from the raw bytes whose signatures were checked (certificates and CRLs
-// re-parsed from their DER, TCB info and QE identity from their signed
-// bodies) — never from the exported, editable fields of a Collateral.
+// from the collateral's private parse of the raw bytes whose signatures
+// were checked — never from the exported, editable fields of a Collateral.
 
 type verifiedCollateral struct {
 	err error // the collateral cannot be used at all
 
 	rootCRL, pckCRL       *x509.RevocationList
 	rootCRLErr, pckCRLErr error
-	rootCRLAnchor         *ecdsa.PublicKey // the anchor that signed the root CA CRL
+	rootCRLAnchor         []byte // the SubjectPublicKeyInfo of the anchor that signed the root CA CRL
 	pckCRLIssuer          *x509.Certificate
 	pckCRLChain           []*x509.Certificate
-	rootRevoked           map[string]bool
-	pckRevoked            map[string]bool
+	rootRevoked           revokedSet
+	pckRevoked            revokedSet
 
 	tcbInfo       *TCBInfo
 	tcbInfoErr    error
@@ -655,117 +937,120 @@ type verifiedCollateral struct {
 	notAfter time.Time
 }
 
-func (v *Verifier) collateral(col *Collateral) *verifiedCollateral {
-	if col.digest == ([32]byte{}) {
+func (v *Verifier) collateral(col *Collateral, memo *sigMemo) *verifiedCollateral {
+	if col.parts == nil {
 		return &verifiedCollateral{err: reject(CheckTCBInfo, ErrCollateralMissing, "collateral not built by NewCollateral or ParseCollateralJSON")}
 	}
-	v.mu.RLock()
-	vc, ok := v.cols[col.digest]
-	v.mu.RUnlock()
-	if ok {
-		v.count(cacheCollateral, true)
+	if vc, ok := v.cols.get(col.parts.digest); ok {
 		return vc
 	}
-	v.count(cacheCollateral, false)
-	vc = v.verifyCollateral(col)
-	v.store(func() {
-		if len(v.cols) >= v.maxCache {
-			clear(v.cols)
-		}
-		v.cols[col.digest] = vc
-	})
+	vc := v.verifyCollateral(col.parts, memo)
+	v.cols.add(col.parts.digest, vc, 3*col.parts.size+collateralEntryBytes)
 	return vc
 }
 
-func serialSet(l *x509.RevocationList) map[string]bool {
-	m := make(map[string]bool, len(l.RevokedCertificateEntries))
-	for _, e := range l.RevokedCertificateEntries {
-		if e.SerialNumber != nil {
-			m[string(e.SerialNumber.Bytes())] = true
-		}
-	}
-	return m
+// revokedSet answers whether a serial number is on a CRL: from a map
+// when the verified collateral is cached (built once), by a scan of the
+// CRL otherwise (cold: a few lookups do not pay for a map).
+type revokedSet struct {
+	l *x509.RevocationList
+	m map[string]bool
 }
 
-// reparse returns fresh copies of certificates from their DER.
-func reparse(certs []*x509.Certificate) ([]*x509.Certificate, error) {
-	out := make([]*x509.Certificate, len(certs))
-	for i, c := range certs {
-		var err error
-		if out[i], err = x509.ParseCertificate(c.Raw); err != nil {
-			return nil, err
+func newRevokedSet(l *x509.RevocationList, indexed bool) revokedSet {
+	s := revokedSet{l: l}
+	if indexed {
+		s.m = make(map[string]bool, len(l.RevokedCertificateEntries))
+		for _, e := range l.RevokedCertificateEntries {
+			if e.SerialNumber != nil {
+				s.m[string(e.SerialNumber.Bytes())] = true
+			}
 		}
 	}
-	return out, nil
+	return s
 }
 
-func (v *Verifier) verifyCollateral(col *Collateral) *verifiedCollateral {
-	vc := &verifiedCollateral{}
-	fail := func(check string, err error) *verifiedCollateral {
-		vc.err = &Rejection{Check: check, Reason: ErrMalformed, Cause: err}
-		return vc
+func (s revokedSet) has(serial *big.Int) bool {
+	if s.l == nil || serial == nil {
+		return false
 	}
-	var err error
-	if vc.tcbChain, err = reparse(col.TCBInfoIssuerChain); err != nil {
-		return fail(CheckTCBInfo, err)
+	if s.m != nil {
+		return s.m[string(serial.Bytes())]
 	}
-	if vc.qeChain, err = reparse(col.QEIdentityIssuerChain); err != nil {
-		return fail(CheckQEIdentity, err)
+	for _, e := range s.l.RevokedCertificateEntries {
+		if e.SerialNumber != nil && e.SerialNumber.Cmp(serial) == 0 {
+			return true
+		}
 	}
-	if vc.pckCRLChain, err = reparse(col.PCKCRLIssuerChain); err != nil {
-		return fail(CheckPCKCRL, err)
-	}
+	return false
+}
+
+func (v *Verifier) verifyCollateral(p *colParts, memo *sigMemo) *verifiedCollateral {
+	vc := &verifiedCollateral{tcbChain: p.tcbChain, qeChain: p.qeChain, pckCRLChain: p.pckCRLChain}
 	for _, ch := range [][]*x509.Certificate{vc.tcbChain, vc.qeChain, vc.pckCRLChain} {
 		for _, c := range ch {
 			vc.notAfter = earliest(vc.notAfter, c.NotAfter)
 		}
 	}
 	// Root CA CRL: signed by an anchor key.
-	if col.RootCACRL != nil {
-		if vc.rootCRL, err = x509.ParseRevocationList(col.RootCACRL.Raw); err != nil {
-			return fail(CheckRootCACRL, err)
-		}
-		vc.rootRevoked = serialSet(vc.rootCRL)
+	if p.rootCRL != nil {
+		vc.rootCRL = p.rootCRL
+		vc.rootRevoked = newRevokedSet(vc.rootCRL, v.cols.max > 0)
 		vc.rootCRLAnchor, vc.rootCRLErr = v.checkCRLByAnchor(vc.rootCRL)
 	}
 	// PCK CRL: signed by the PCK CA named in its issuer chain, which must
 	// itself chain to an anchor.
-	if col.PCKCRL != nil {
-		if vc.pckCRL, err = x509.ParseRevocationList(col.PCKCRL.Raw); err != nil {
-			return fail(CheckPCKCRL, err)
-		}
-		vc.pckRevoked = serialSet(vc.pckCRL)
-		vc.pckCRLErr = v.checkPCKCRL(vc)
+	if p.pckCRL != nil {
+		vc.pckCRL = p.pckCRL
+		vc.pckRevoked = newRevokedSet(vc.pckCRL, v.cols.max > 0)
+		vc.pckCRLErr = v.checkPCKCRL(vc, memo)
 	}
-	if col.TCBInfoBody != nil {
-		vc.tcbInfoErr = v.checkSignedBody(CheckTCBInfo, ErrTCBInfoSignature, "TCB info", vc.tcbChain, col.TCBInfoBody, col.TCBInfoSignature, vc)
+	if p.tcbBody != nil {
+		vc.tcbInfoErr = v.checkSignedBody(CheckTCBInfo, ErrTCBInfoSignature, "TCB info", vc.tcbChain, p.tcbBody, p.tcbSig, vc, memo)
 		if vc.tcbInfoErr == nil {
-			if vc.tcbInfo, err = ParseTCBInfo(col.TCBInfoBody); err != nil {
-				vc.tcbInfoErr = &Rejection{Check: CheckTCBInfo, Reason: ErrMalformed, Cause: err}
-			}
+			vc.tcbInfo = p.tcbInfo
 		}
 	}
-	if col.QEIdentityBody != nil {
-		vc.qeIdentityErr = v.checkSignedBody(CheckQEIdentity, ErrQEIdentitySignature, "QE identity", vc.qeChain, col.QEIdentityBody, col.QEIdentitySignature, vc)
+	if p.qeBody != nil {
+		vc.qeIdentityErr = v.checkSignedBody(CheckQEIdentity, ErrQEIdentitySignature, "QE identity", vc.qeChain, p.qeBody, p.qeSig, vc, memo)
 		if vc.qeIdentityErr == nil {
-			if vc.qeIdentity, err = ParseQEIdentity(col.QEIdentityBody); err != nil {
-				vc.qeIdentityErr = &Rejection{Check: CheckQEIdentity, Reason: ErrMalformed, Cause: err}
-			}
+			vc.qeIdentity = p.qeIdentity
 		}
 	}
 	return vc
 }
 
-func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) (*ecdsa.PublicKey, error) {
-	for _, a := range v.anchors {
-		if err := checkCRLSignature(l, a); err == nil {
-			return a, nil
+func (v *Verifier) checkCRLByAnchor(l *x509.RevocationList) ([]byte, error) {
+	// The anchor the CRL names as its issuer first: one signature check.
+	for _, named := range []bool{true, false} {
+		for _, a := range v.anchors {
+			if bytes.Equal(l.RawIssuer, a.cert.RawSubject) != named {
+				continue
+			}
+			if err := checkCRLSignature(l, a.key); err == nil {
+				return a.cert.RawSubjectPublicKeyInfo, nil
+			}
 		}
 	}
 	return nil, reject(CheckRootCACRL, ErrCRLInvalid, "root CA CRL (issuer %q) is not signed by a trust anchor", l.Issuer.CommonName)
 }
 
+// signatureChecks counts the signature verifications made, for the
+// tests that show each signature is verified once per tier.
+var signatureChecks atomic.Int64
+
+func checkCertSignature(c, parent *x509.Certificate) error {
+	signatureChecks.Add(1)
+	return c.CheckSignatureFrom(parent)
+}
+
+func checkCRLSignatureFrom(l *x509.RevocationList, issuer *x509.Certificate) error {
+	signatureChecks.Add(1)
+	return l.CheckSignatureFrom(issuer)
+}
+
 func checkCRLSignature(l *x509.RevocationList, k *ecdsa.PublicKey) error {
+	signatureChecks.Add(1)
 	// x509.RevocationList.CheckSignatureFrom wants a CA certificate; the
 	// anchor is a key, so verify the signature over the TBS directly.
 	if l.SignatureAlgorithm != x509.ECDSAWithSHA256 {
@@ -778,12 +1063,12 @@ func checkCRLSignature(l *x509.RevocationList, k *ecdsa.PublicKey) error {
 	return nil
 }
 
-func (v *Verifier) checkPCKCRL(vc *verifiedCollateral) error {
+func (v *Verifier) checkPCKCRL(vc *verifiedCollateral, memo *sigMemo) error {
 	l, ch := vc.pckCRL, vc.pckCRLChain
 	if len(ch) != 2 {
 		return reject(CheckPCKCRL, ErrCRLInvalid, "PCK CRL issuer chain has %d certificates, want the PCK CA and the root CA", len(ch))
 	}
-	if err := v.checkIssuedByAnchor(ch[0], ch[1], "PCK CRL issuer"); err != nil {
+	if err := v.checkIssuedByAnchor(ch[0], ch[1], "PCK CRL issuer", memo); err != nil {
 		var r *Rejection
 		if errors.As(err, &r) {
 			r.Check = CheckPCKCRL
@@ -793,7 +1078,7 @@ func (v *Verifier) checkPCKCRL(vc *verifiedCollateral) error {
 	if !bytes.Equal(l.RawIssuer, ch[0].RawSubject) {
 		return reject(CheckPCKCRL, ErrCRLInvalid, "PCK CRL issuer %q is not its issuer chain's %q", l.Issuer.CommonName, ch[0].Subject.CommonName)
 	}
-	if err := l.CheckSignatureFrom(ch[0]); err != nil {
+	if err := checkCRLSignatureFrom(l, ch[0]); err != nil {
 		return &Rejection{Check: CheckPCKCRL, Reason: ErrCRLInvalid, Detail: fmt.Sprintf("PCK CRL not signed by %q", ch[0].Subject.CommonName), Cause: err}
 	}
 	vc.pckCRLIssuer = ch[0]
@@ -803,12 +1088,12 @@ func (v *Verifier) checkPCKCRL(vc *verifiedCollateral) error {
 // checkSignedBody checks a TCB info or QE identity signature: by Intel's
 // TCB signing certificate (a non-CA that may sign data), issued by an
 // anchor, not on the root CA CRL.
-func (v *Verifier) checkSignedBody(check string, reason error, what string, chain []*x509.Certificate, body, sig []byte, vc *verifiedCollateral) error {
+func (v *Verifier) checkSignedBody(check string, reason error, what string, chain []*x509.Certificate, body, sig []byte, vc *verifiedCollateral, memo *sigMemo) error {
 	if len(chain) != 2 {
 		return reject(check, ErrCertChain, "%s issuer chain has %d certificates, want the TCB signing certificate and the root CA", what, len(chain))
 	}
 	signer, root := chain[0], chain[1]
-	if err := v.checkIssuedByAnchor(signer, root, what+" signing certificate"); err != nil {
+	if err := v.checkIssuedByAnchor(signer, root, what+" signing certificate", memo); err != nil {
 		var r *Rejection
 		if errors.As(err, &r) {
 			r.Check = check
@@ -818,10 +1103,10 @@ func (v *Verifier) checkSignedBody(check string, reason error, what string, chai
 	if signer.IsCA || (signer.KeyUsage != 0 && signer.KeyUsage&x509.KeyUsageDigitalSignature == 0) {
 		return reject(check, ErrCertChain, "%s signer %q is a CA or may not sign data", what, signer.Subject.CommonName)
 	}
-	if !v.simulated && !strings.Contains(signer.Subject.CommonName, "SGX TCB Signing") {
+	if isIntel(root) && !strings.Contains(signer.Subject.CommonName, "SGX TCB Signing") {
 		return reject(check, ErrCertChain, "%s signer %q is not Intel's SGX TCB Signing certificate", what, signer.Subject.CommonName)
 	}
-	if vc.rootRevoked[string(signer.SerialNumber.Bytes())] {
+	if vc.rootRevoked.has(signer.SerialNumber) {
 		return reject(check, ErrTCBSigningRevoked, "%s signing certificate %q (serial %x) is on the root CA CRL", what, signer.Subject.CommonName, signer.SerialNumber)
 	}
 	k, ok := signer.PublicKey.(*ecdsa.PublicKey)
@@ -842,11 +1127,7 @@ func (v *Verifier) checkSignedBody(check string, reason error, what string, chai
 // key: with several anchors, one anchor's collateral must not vouch for
 // another's platform.
 func sameRoot(chain []*x509.Certificate, root *x509.Certificate) bool {
-	if len(chain) == 0 {
-		return false
-	}
-	k, ok := chain[len(chain)-1].PublicKey.(*ecdsa.PublicKey)
-	return ok && k.Equal(root.PublicKey)
+	return len(chain) > 0 && bytes.Equal(chain[len(chain)-1].RawSubjectPublicKeyInfo, root.RawSubjectPublicKeyInfo)
 }
 
 // crlCurrent checks a CRL's validity window at time at; a CRL without
@@ -871,7 +1152,7 @@ func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at t
 	if vc.pckCRLErr != nil {
 		return time.Time{}, vc.pckCRLErr
 	}
-	if !vc.rootCRLAnchor.Equal(chain.root.PublicKey) || !bytes.Equal(vc.rootCRL.RawIssuer, chain.root.RawSubject) {
+	if !bytes.Equal(vc.rootCRLAnchor, chain.root.RawSubjectPublicKeyInfo) || !bytes.Equal(vc.rootCRL.RawIssuer, chain.root.RawSubject) {
 		return time.Time{}, reject(CheckRootCACRL, ErrCRLInvalid, "the root CA CRL (issuer %q) is not the CRL of the PCK chain's root %q", vc.rootCRL.Issuer.CommonName, chain.root.Subject.CommonName)
 	}
 	if err := crlCurrent(CheckRootCACRL, "root CA CRL", vc.rootCRL, at); err != nil {
@@ -886,35 +1167,43 @@ func (v *Verifier) checkRevocation(vc *verifiedCollateral, chain *pckChain, at t
 	if !bytes.Equal(vc.pckCRLIssuer.RawSubject, chain.inter.RawSubject) || !sameRoot(vc.pckCRLChain, chain.root) {
 		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL is issued by %q, but the PCK certificate by %q: a CRL of the wrong CA", vc.pckCRLIssuer.Subject.CommonName, chain.inter.Subject.CommonName)
 	}
-	if k, ok := chain.inter.PublicKey.(*ecdsa.PublicKey); !ok || !k.Equal(vc.pckCRLIssuer.PublicKey) {
+	if !bytes.Equal(chain.inter.RawSubjectPublicKeyInfo, vc.pckCRLIssuer.RawSubjectPublicKeyInfo) {
 		return time.Time{}, reject(CheckPCKCRL, ErrCRLInvalid, "the PCK CRL's issuer key is not the key of the PCK certificate's issuer %q", chain.inter.Subject.CommonName)
 	}
-	if vc.pckRevoked[string(chain.leaf.SerialNumber.Bytes())] {
+	if vc.pckRevoked.has(chain.leaf.SerialNumber) {
 		return time.Time{}, reject(CheckPCKCRL, ErrPCKRevoked, "PCK certificate serial %x is on the %q CRL", chain.leaf.SerialNumber, chain.inter.Subject.CommonName)
 	}
-	if vc.rootRevoked[string(chain.inter.SerialNumber.Bytes())] {
+	if vc.rootRevoked.has(chain.inter.SerialNumber) {
 		return time.Time{}, reject(CheckRootCACRL, ErrIntermediateRevoked, "%q (serial %x) is on the root CA CRL", chain.inter.Subject.CommonName, chain.inter.SerialNumber)
 	}
 	return earliest(vc.rootCRL.NextUpdate, vc.pckCRL.NextUpdate), nil
 }
 
 // checkQEReport verifies the PCK key's signature over the QE report
-// (cached per PCK chain, by report and signature).
+// (remembered per PCK chain, by the digest of report and signature).
 func (v *Verifier) checkQEReport(q *Quote, chain *pckChain) error {
-	var kb [SGXReportLen + 64]byte
-	key := string(append(append(kb[:0], q.CertData.QEReport.raw...), q.CertData.QEReportSignature[:]...))
-	if _, ok := chain.qes.Load(key); ok {
-		v.count(cacheQEReport, true)
+	h := sha256.New()
+	h.Write(q.CertData.QEReport.raw)
+	h.Write(q.CertData.QEReportSignature[:])
+	var key [32]byte
+	h.Sum(key[:0])
+	chain.qmu.Lock()
+	seen := slices.Contains(chain.qes, key)
+	chain.qmu.Unlock()
+	if seen {
+		v.qeHits.Add(1)
 		return nil
 	}
-	v.count(cacheQEReport, false)
+	v.qeMisses.Add(1)
 	d := sha256.Sum256(q.CertData.QEReport.raw)
 	if !verifyRS(chain.leafKey, d[:], q.CertData.QEReportSignature[:]) {
 		return reject(CheckQEReport, ErrQEReportSignature, "the PCK key's signature over the QE report does not verify")
 	}
-	if v.maxCache > 0 && chain.nqes.Add(1) <= 64 {
-		chain.qes.Store(key, struct{}{})
+	chain.qmu.Lock()
+	if len(chain.qes) < maxQEReportsPerChain {
+		chain.qes = append(chain.qes, key)
 	}
+	chain.qmu.Unlock()
 	return nil
 }
 

@@ -63,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer, dv *dcap.Verifier) *Metrics {
 	reg.MustRegister(m.requests, m.decisions, m.verifySecs, m.storeSecs, m.requestSecs, m.conns, m.connEvents, m.handshakes, m.auditFails)
 	if dv != nil {
 		reg.MustRegister(&cacheCollector{dv: dv, desc: prometheus.NewDesc(
-			"asps_verifier_cache_total", "Quote verifier cache lookups by cache and result.",
+			"asps_verifier_cache_total", "Quote verifier cache lookups by cache and result (hit, miss; eviction: entries dropped to stay within the byte bound).",
 			[]string{"cache", "result"}, nil)})
 	}
 	return m
@@ -120,6 +120,7 @@ func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		{"pck_chain", "hit", s.ChainHits}, {"pck_chain", "miss", s.ChainMisses},
 		{"collateral", "hit", s.CollateralHits}, {"collateral", "miss", s.CollateralMisses},
 		{"qe_report", "hit", s.QEReportHits}, {"qe_report", "miss", s.QEReportMisses},
+		{"pck_chain", "eviction", s.Chain.Evictions}, {"collateral", "eviction", s.Collateral.Evictions},
 	} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v.n), v.cache, v.result)
 	}

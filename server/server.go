@@ -791,6 +791,11 @@ func (x *secretsService) WhoAmI(ctx context.Context, _ *aspsv1.WhoAmIRequest) (*
 	if err := x.s.peerClaims(ctx, d); err != nil {
 		return nil, err
 	}
+	// Session evidence, when sent, is judged here as for a release, so a
+	// tcg-nonce app shows as matched.
+	if err := x.s.sessionClaims(ctx, d); err != nil {
+		return nil, err
+	}
 	resp := whoAmI(d.claims)
 	app, err := x.s.opts.Policy.Match(d.claims)
 	if err != nil {

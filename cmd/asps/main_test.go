@@ -39,7 +39,7 @@ func TestQuoteVerifyCorpus(t *testing.T) {
 			var exp map[string]any
 			b, _ := os.ReadFile(e)
 			json.Unmarshal(b, &exp)
-			code, out, stderr := run(t, "quote", "verify", filepath.Join(d, "quote.bin"), "--collateral", filepath.Join(d, "collateral.json"), "--at", exp["verify_at"].(string), "--json")
+			code, out, stderr := run(t, "quote", "verify", testdata.DCAPQuoteFile(t, filepath.Base(d)), "--collateral", filepath.Join(d, "collateral.json"), "--at", exp["verify_at"].(string), "--json")
 			var got map[string]any
 			if err := json.Unmarshal([]byte(out), &got); err != nil {
 				t.Fatalf("not JSON: %v\n%s", err, out)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
 	"sort"
 	"sync"
@@ -244,7 +245,11 @@ func quoteFields(q *dcap.Quote) map[string]any {
 	out["qe_vendor_id"] = hex.EncodeToString(q.Header.QEVendorID[:])
 	out["qe_svn"] = q.Header.QESVN
 	out["pce_svn"] = q.Header.PCESVN
-	out["quote_len"] = len(q.Raw())
+	// The quote proper, the part its attestation key signs, and the zero
+	// padding after it (non-zero bytes there are refused when parsing).
+	out["quote_len"] = q.Len()
+	out["signed_len"] = len(q.SignedData)
+	out["zero_padding"] = q.Trailing
 	if chain, err := dcap.ParseChainPEM(q.CertData.PCKCertChain, "pck chain"); err == nil {
 		if ext, err := dcap.ParsePCKExtensions(chain[0]); err == nil {
 			out["fmspc"] = ext.FMSPCHex()
@@ -257,46 +262,164 @@ func quoteFields(q *dcap.Quote) map[string]any {
 	return out
 }
 
+// The three tiers of `asps bench verify` (issue 12): what the verifier
+// may have remembered before each quote.
+var benchTiers = []string{"cold", "new_platform", "warm"}
+
 func benchVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench verify", stderr)
 	var vf verifyFlags
 	vf.register(fs)
-	dur := fs.Duration("duration", 3*time.Second, "how long to measure the warm throughput")
-	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "concurrent verifiers")
-	asJSON := fs.Bool("json", false, "print cold_ms and warm_quotes_per_sec as JSON")
+	dur := fs.Duration("duration", 6*time.Second, "measuring time per tier, split into --samples samples")
+	samples := fs.Int("samples", 5, "samples per tier (the figure is their median)")
+	workers := fs.Int("workers", runtime.GOMAXPROCS(0), "concurrent verifiers (1: one core)")
+	qvl := fs.String("dcap-qvl", "auto", "also time dcap-qvl (python3 -m pip install dcap-qvl==0.7.0) on the same inputs, interleaved: auto (when installed), yes, no")
+	qvlScript := fs.String("dcap-qvl-script", "scripts/bench_vs_dcapqvl.py", "the script that times dcap-qvl")
+	asJSON := fs.Bool("json", false, "print the figures as one JSON object")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || vf.collateral == "" {
-		return &exitError{code: 2, msg: "usage: asps bench verify QUOTE --collateral FILE --at RFC3339 [--duration D] [--json]"}
+	if len(pos) != 1 || vf.collateral == "" || *samples < 1 || *workers < 1 {
+		return &exitError{code: 2, msg: "usage: asps bench verify QUOTE --collateral FILE --at RFC3339 [--workers N] [--duration D] [--samples K] [--dcap-qvl auto|yes|no] [--json]"}
 	}
 	quote, err := readQuoteFile(pos[0])
 	if err != nil {
 		return err
 	}
-	// Cold: parse the collateral and verify with a fresh verifier.
-	start := time.Now()
-	v, col, at, err := vf.build()
+	// The collateral is parsed once, outside every loop, as dcap-qvl is
+	// given it.
+	_, col, at, err := vf.build()
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	if _, err := v.Verify(quote, col, at); err != nil {
-		return fmt.Errorf("the quote does not verify, nothing to measure: %w", err)
+	var base []dcap.Option
+	if vf.trustRoot != "" {
+		b, err := os.ReadFile(vf.trustRoot)
+		if err != nil {
+			return &exitError{code: 2, msg: "--trust-root: " + err.Error()}
+		}
+		roots, err := dcap.ParseChainPEM(b, "trust root")
+		if err != nil {
+			return &exitError{code: 2, msg: "--trust-root: " + err.Error()}
+		}
+		base = append(base, dcap.WithTrustAnchors(roots...))
 	}
-	cold := time.Since(start)
+	// newVerifier returns a verifier that has verified the quote once.
+	newVerifier := func(opts ...dcap.Option) (*dcap.Verifier, error) {
+		v := dcap.NewVerifier(append(append([]dcap.Option{}, base...), opts...)...)
+		if _, err := v.Verify(quote, col, at); err != nil {
+			return nil, fmt.Errorf("the quote does not verify, nothing to measure: %w", err)
+		}
+		return v, nil
+	}
+	runQVL := false
+	switch *qvl {
+	case "yes":
+		runQVL = true
+	case "auto":
+		runQVL = exec.Command("python3", "-c", "import dcap_qvl").Run() == nil
+	case "no":
+	default:
+		return &exitError{code: 2, msg: "--dcap-qvl: auto, yes or no"}
+	}
+	if runQVL {
+		if _, err := os.Stat(*qvlScript); err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("--dcap-qvl-script %s: %v (run from the repository root)", *qvlScript, err)}
+		}
+	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), *dur)
+	per := *dur / time.Duration(*samples)
+	rates := map[string][]float64{}
+	var qvlRates []float64
+	// Samples are interleaved (cold, new platform, warm, dcap-qvl; then
+	// again), so that a change in the machine's load touches every tier.
+	for range *samples {
+		for _, tier := range benchTiers {
+			r, err := benchTier(tier, *workers, per, quote, col, at, newVerifier)
+			if err != nil {
+				return err
+			}
+			rates[tier] = append(rates[tier], r)
+		}
+		if runQVL {
+			r, err := timeDCAPQVL(*qvlScript, per, *workers, pos[0], vf.collateral, vf.trustRoot, at)
+			if err != nil {
+				return fmt.Errorf("dcap-qvl: %w", err)
+			}
+			qvlRates = append(qvlRates, r)
+		}
+	}
+	out := map[string]any{"workers": *workers, "samples": *samples, "sample_seconds": per.Seconds(), "gomaxprocs": runtime.GOMAXPROCS(0)}
+	for _, tier := range benchTiers {
+		out[tier+"_quotes_per_sec"] = median(rates[tier])
+		out[tier+"_us_per_quote_per_worker"] = 1e6 * float64(*workers) / median(rates[tier])
+		out[tier+"_samples"] = rates[tier]
+	}
+	if runQVL {
+		q := median(qvlRates)
+		out["dcap_qvl_quotes_per_sec"] = q
+		out["dcap_qvl_samples"] = qvlRates
+		out["dcap_qvl_processes"] = *workers
+		for _, tier := range benchTiers {
+			out[tier+"_vs_dcap_qvl"] = median(rates[tier]) / q
+		}
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(out)
+	}
+	fmt.Fprintf(stdout, "%d worker(s), median of %d samples of %.1fs per tier\n", *workers, *samples, per.Seconds())
+	for _, tier := range benchTiers {
+		fmt.Fprintf(stdout, "%-13s %9.0f quotes/s  %7.0f us per quote per worker", tier, median(rates[tier]), out[tier+"_us_per_quote_per_worker"])
+		if runQVL {
+			fmt.Fprintf(stdout, "  %5.2fx dcap-qvl", out[tier+"_vs_dcap_qvl"])
+		}
+		fmt.Fprintln(stdout)
+	}
+	if runQVL {
+		fmt.Fprintf(stdout, "%-13s %9.0f quotes/s (%d process(es), every signature every call)\n", "dcap-qvl", out["dcap_qvl_quotes_per_sec"], *workers)
+	}
+	return nil
+}
+
+// benchTier counts the quotes workers verify in d, at one tier:
+//
+//	cold: one verifier without caches: every signature, CRL and chain per
+//	quote (the pinned root is configuration, not re-verified);
+//	new_platform: each worker's verifier has verified the collateral, and
+//	forgets the platform (PCK chain, QE report) before each quote;
+//	warm: one verifier that has seen everything; a quote signature per quote.
+func benchTier(tier string, workers int, d time.Duration, quote []byte, col *dcap.Collateral, at time.Time, newVerifier func(...dcap.Option) (*dcap.Verifier, error)) (float64, error) {
+	verifiers := make([]*dcap.Verifier, workers)
+	for i := range verifiers {
+		if i > 0 && tier != "new_platform" {
+			verifiers[i] = verifiers[0]
+			continue
+		}
+		var opts []dcap.Option
+		if tier == "cold" {
+			opts = append(opts, dcap.WithCacheBytes(0, 0))
+		}
+		v, err := newVerifier(opts...)
+		if err != nil {
+			return 0, err
+		}
+		verifiers[i] = v
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
 	t0 := time.Now()
-	for range max(1, *workers) {
+	for _, v := range verifiers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
+				if tier == "new_platform" {
+					v.ForgetPlatforms()
+				}
 				if _, err := v.Verify(quote, col, at); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					return
@@ -308,17 +431,42 @@ func benchVerify(args []string, stdout, stderr io.Writer) error {
 	wg.Wait()
 	elapsed := time.Since(t0)
 	if e, _ := firstErr.Load().(error); e != nil {
-		return e
+		return 0, e
 	}
-	qps := float64(n.Load()) / elapsed.Seconds()
-	coldMS := float64(cold.Microseconds()) / 1000
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(map[string]any{
-			"cold_ms": coldMS, "warm_quotes_per_sec": qps, "warm_us_per_quote_per_worker": elapsed.Seconds() * 1e6 * float64(max(1, *workers)) / float64(n.Load()),
-			"workers": *workers, "duration_s": elapsed.Seconds(), "quotes": n.Load(),
-		})
+	return float64(n.Load()) / elapsed.Seconds(), nil
+}
+
+// timeDCAPQVL runs the dcap-qvl timing script on the same quote and
+// collateral with procs processes for d, and returns its quotes/s.
+func timeDCAPQVL(script string, d time.Duration, procs int, quotePath, colPath, rootPath string, at time.Time) (float64, error) {
+	args := []string{script, "--files", fmt.Sprint(d.Seconds()), fmt.Sprint(procs), quotePath, colPath, at.UTC().Format(time.RFC3339)}
+	if rootPath != "" {
+		args = append(args, rootPath)
 	}
-	fmt.Fprintf(stdout, "cold (parse collateral, fresh verifier, one quote): %.2f ms\n", coldMS)
-	fmt.Fprintf(stdout, "warm: %.0f quotes/s with %d workers over %.1fs (%d quotes)\n", qps, *workers, elapsed.Seconds(), n.Load())
-	return nil
+	cmd := exec.Command("python3", args...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	b, err := cmd.Output()
+	if err != nil {
+		return 0, fmt.Errorf("%v: %s", err, bytes.TrimSpace(errb.Bytes()))
+	}
+	var r struct {
+		QuotesPerSec float64 `json:"quotes_per_sec"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(b), &r); err != nil || r.QuotesPerSec <= 0 {
+		return 0, fmt.Errorf("unexpected output %q", b)
+	}
+	return r.QuotesPerSec, nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -29,4 +29,9 @@ func TestFetchSessionEvidence(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "tcg-nonce") {
 		t.Fatalf("fetch without session evidence: exit %d, want 1 naming tcg-nonce:\n%s", code, stderr)
 	}
+	// whoami judges the session evidence as a release does.
+	code, out, stderr = run(t, "whoami", "--dev-dir", dir, "--session-evidence")
+	if code != 0 || !strings.Contains(out, "app fresh-only may read: db-password") {
+		t.Fatalf("whoami --session-evidence: exit %d, want the matched app fresh-only:\n%s%s", code, out, stderr)
+	}
 }

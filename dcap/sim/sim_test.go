@@ -302,7 +302,7 @@ func TestIdentityDefaults(t *testing.T) {
 // a corpus quote.
 func realPCK(t *testing.T, name string) *x509.Certificate {
 	t.Helper()
-	q, err := dcap.ParseQuote(testdata.Read(t, "dcap", name, "quote.bin"))
+	q, err := dcap.ParseQuote(testdata.DCAPQuote(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

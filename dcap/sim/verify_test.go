@@ -211,12 +211,17 @@ func TestVerifierFaults(t *testing.T) {
 				if !errors.Is(c.WantErr, f.want) {
 					t.Errorf("WantErr %v, want %v", c.WantErr, f.want)
 				}
-				res, err := verify(t, c)
-				if !errors.Is(err, f.want) {
-					t.Fatalf("Verify: %v, want %v", err, f.want)
-				}
-				if res != nil {
-					t.Errorf("a result with a rejection: %+v", res.Claims)
+				// With caches, and without (the cold path reads CRLs
+				// without an index).
+				for _, opts := range [][]dcap.Option{nil, {dcap.WithCacheBytes(0, 0)}} {
+					v := dcap.NewVerifier(append(opts, dcap.WithTrustAnchors(c.Root))...)
+					res, err := v.Verify(c.Quote, c.Collateral, c.At)
+					if !errors.Is(err, f.want) {
+						t.Fatalf("Verify (%d options): %v, want %v", len(opts), err, f.want)
+					}
+					if res != nil {
+						t.Errorf("a result with a rejection: %+v", res.Claims)
+					}
 				}
 			})
 		}
@@ -278,5 +283,28 @@ func TestVerifierAttester(t *testing.T) {
 		if s := v.Stats(); s.ChainHits < 4 || s.CollateralHits < 4 {
 			t.Errorf("%s: caches not hit: %+v", tee, s)
 		}
+	}
+}
+
+// TestSimulatedDecidedPerRoot: with Intel's root and a simulator
+// root both trusted, a simulated quote is Simulated and (see dcap's
+// TestAttack_RealQuoteMarkedSimulated) a real one is not; the simulator's
+// collateral cannot vouch for a platform under Intel's root.
+func TestSimulatedDecidedPerRoot(t *testing.T) {
+	c, err := sim.NewCase(sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := dcap.NewVerifier(dcap.WithTrustAnchors(dcap.IntelRootCA(), c.Root))
+	res, err := v.Verify(c.Quote, c.Collateral, c.At)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Simulated {
+		t.Fatal("a simulated quote is not marked simulated by a verifier with Intel's and the simulator's roots")
+	}
+	only := dcap.NewVerifier(dcap.WithTrustAnchors(c.Root))
+	if res, err := only.Verify(c.Quote, c.Collateral, c.At); err != nil || !res.Simulated {
+		t.Fatalf("simulator root only: %v, simulated %v", err, res != nil && res.Simulated)
 	}
 }

@@ -8,18 +8,21 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import start_dev, stop
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+# The Python section stands in python/README.md and in the repository's README.
+READMES = [pathlib.Path(__file__).resolve().parents[1] / "README.md", pathlib.Path(__file__).resolve().parents[2] / "README.md"]
 
 
-def readme_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+def readme_example(readme: pathlib.Path) -> str:
+    blocks = re.findall(r"```python\n(.*?)```", readme.read_text(), re.S)
     example = next(b for b in blocks if "Client.dev()" in b)
     return str(example)
 
 
-def test_readme_example_prints_the_secret(asps_bin: pathlib.Path, tmp_path: pathlib.Path) -> None:
+@pytest.mark.parametrize("readme", READMES, ids=["python/README.md", "README.md"])
+def test_readme_example_prints_the_secret(asps_bin: pathlib.Path, tmp_path: pathlib.Path, readme: pathlib.Path) -> None:
     # "asps dev on its defaults": its default directory (under XDG_CONFIG_HOME,
     # a temporary one here) and default everything else but the port, which
     # is random so that tests never collide with a developer's asps dev.
@@ -29,7 +32,7 @@ def test_readme_example_prints_the_secret(asps_bin: pathlib.Path, tmp_path: path
     srv = start_dev(asps_bin, tmp_path / "config" / "asps" / "dev", env=env, dir_flag=False)
     try:
         script = tmp_path / "example.py"
-        script.write_text(readme_example())
+        script.write_text(readme_example(readme))
         r = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
     finally:
         stop(srv)
