@@ -42,6 +42,7 @@ import (
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap"
+	"github.com/asps-project/asps/dcap/collateral"
 	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/store"
@@ -538,6 +539,20 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 	if err != nil {
 		s.fails.failed(ip, now)
 		d.rec.ReasonCode = reasonCode(err)
+		// Collateral the server could not obtain is the server's
+		// problem: outside dev mode the peer learns which document and
+		// why, never the collateral service's URL, address or text.
+		var ce *collateral.Error
+		if !s.opts.Dev && errors.As(err, &ce) && ce.Reason != nil {
+			d.rec.Reason = err.Error()
+			code, later := codes.Unauthenticated, ""
+			for _, r := range []error{collateral.ErrUnavailable, collateral.ErrExpired, collateral.ErrBusy, collateral.ErrRateLimited} {
+				if errors.Is(ce.Reason, r) {
+					code, later = codes.Unavailable, "; try again later"
+				}
+			}
+			return status.Errorf(code, "attestation: the server could not obtain the collateral for this quote (%s: %v)%s", ce.Key, ce.Reason, later)
+		}
 		return status.Errorf(codes.Unauthenticated, "attestation: %v", err)
 	}
 	d.claims = c
