@@ -538,28 +538,34 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 	c, err := s.opts.Verifier.PeerClaims(ctx, info.State)
 	if err != nil {
 		s.fails.failed(ip, now)
-		d.rec.ReasonCode = reasonCode(err)
-		// Collateral the server could not obtain is the server's
-		// problem: outside dev mode the peer learns which document and
-		// why, never the collateral service's URL, address or text.
-		var ce *collateral.Error
-		if !s.opts.Dev && errors.As(err, &ce) && ce.Reason != nil {
-			d.rec.Reason = err.Error()
-			code, later := codes.Unauthenticated, ""
-			for _, r := range []error{collateral.ErrUnavailable, collateral.ErrExpired, collateral.ErrBusy, collateral.ErrRateLimited} {
-				if errors.Is(ce.Reason, r) {
-					code, later = codes.Unavailable, "; try again later"
-				}
-			}
-			return status.Errorf(code, "attestation: the server could not obtain the collateral for this quote (%s: %v)%s", ce.Key, ce.Reason, later)
-		}
-		return status.Errorf(codes.Unauthenticated, "attestation: %v", err)
+		return s.attestationFailed(d, "attestation", err)
 	}
 	d.claims = c
 	d.rec.FromClaims(c)
 	d.rec.CollateralGrace = c.CollateralGrace
 	d.rec.Requested = d.names
 	return nil
+}
+
+// attestationFailed is the refusal of evidence that did not verify. A
+// collateral document the server could not obtain is the server's
+// problem: outside dev mode the peer learns which document and why, never
+// the collateral service's URL, address or text (the audit record keeps
+// them).
+func (s *Server) attestationFailed(d *decision, what string, err error) error {
+	d.rec.ReasonCode = reasonCode(err)
+	var ce *collateral.Error
+	if !s.opts.Dev && errors.As(err, &ce) && ce.Reason != nil {
+		d.rec.Reason = err.Error()
+		code, later := codes.Unauthenticated, ""
+		for _, r := range []error{collateral.ErrUnavailable, collateral.ErrExpired, collateral.ErrBusy, collateral.ErrRateLimited} {
+			if errors.Is(ce.Reason, r) {
+				code, later = codes.Unavailable, "; try again later"
+			}
+		}
+		return status.Errorf(code, "%s: the server could not obtain the collateral for this quote (%s: %v)%s", what, ce.Key, ce.Reason, later)
+	}
+	return status.Errorf(codes.Unauthenticated, "%s: %v", what, err)
 }
 
 // denialMessage is what a workload is told of a policy refusal. Outside
