@@ -3,16 +3,20 @@ package server
 import (
 	"net"
 	"net/http"
+	"sync"
 	"time"
-
-	"golang.org/x/net/netutil"
 )
 
-// MaxHTTPConns caps the connections of the plain-HTTP health and metrics
-// listener (ServeHTTP): anyone who can reach it can open connections, and
-// without a cap idle ones would be held until the process runs out of file
-// descriptors, which the gRPC listener shares.
-const MaxHTTPConns = 64
+// Connection caps of the plain-HTTP health and metrics listener
+// (ServeHTTP). Anyone who can reach it can open connections: without caps,
+// idle ones would be held until the process runs out of file descriptors,
+// which the gRPC listener shares. A connection over a cap is closed at
+// once — never queued — so that a prober from another address (the
+// kubelet) is not kept waiting behind an attacker's connections.
+const (
+	MaxHTTPConnsPerIP = 16
+	MaxHTTPConns      = 1024
+)
 
 // HealthHandler answers the health probe of the plain-HTTP listener
 // (/healthz), which anyone who can reach that port may call without a
@@ -49,12 +53,61 @@ func NewHTTPServer(h http.Handler) *http.Server {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       30 * time.Second,
+		IdleTimeout:       15 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
 }
 
-// ServeHTTP serves hs on l with at most MaxHTTPConns connections open.
+// ServeHTTP serves hs on l within MaxHTTPConnsPerIP connections per source
+// address (IPv6: per /64) and MaxHTTPConns in all.
 func ServeHTTP(hs *http.Server, l net.Listener) error {
-	return hs.Serve(netutil.LimitListener(l, MaxHTTPConns))
+	return hs.Serve(&httpLimiter{Listener: l, perIP: map[string]int{}})
+}
+
+type httpLimiter struct {
+	net.Listener
+	mu    sync.Mutex
+	total int
+	perIP map[string]int
+}
+
+func (l *httpLimiter) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := hostOf(c.RemoteAddr())
+		l.mu.Lock()
+		over := l.total >= MaxHTTPConns || l.perIP[ip] >= MaxHTTPConnsPerIP
+		if !over {
+			l.total++
+			l.perIP[ip]++
+		}
+		l.mu.Unlock()
+		if over {
+			c.Close()
+			continue
+		}
+		return &httpConn{Conn: c, l: l, ip: ip}, nil
+	}
+}
+
+type httpConn struct {
+	net.Conn
+	l    *httpLimiter
+	ip   string
+	once sync.Once
+}
+
+func (c *httpConn) Close() error {
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		c.l.total--
+		if c.l.perIP[c.ip]--; c.l.perIP[c.ip] <= 0 {
+			delete(c.l.perIP, c.ip)
+		}
+		c.l.mu.Unlock()
+	})
+	return c.Conn.Close()
 }

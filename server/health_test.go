@@ -84,7 +84,12 @@ func TestAttack_AnonymousHealthProbeFloodsStoreAndLearnsItsAddress(t *testing.T)
 
 // TestAttack_IdleHTTPConnectionsHeldForever: net/http keeps an idle
 // keep-alive connection open forever unless IdleTimeout or ReadTimeout is
-// set; the health listener's server sets every timeout and a header cap.
+// set, and the health listener had no connection limit: connections that
+// never send a request pile up until the process (whose gRPC listener
+// shares the file descriptors) runs out. The server sets every timeout and
+// a header cap, and one address holds at most MaxHTTPConnsPerIP
+// connections; over it, its connections are closed at once, and a probe
+// from another address is still answered.
 func TestAttack_IdleHTTPConnectionsHeldForever(t *testing.T) {
 	hs := server.NewHTTPServer(http.NotFoundHandler())
 	if hs.ReadHeaderTimeout <= 0 || hs.ReadTimeout <= 0 || hs.WriteTimeout <= 0 || hs.IdleTimeout <= 0 {
@@ -93,7 +98,47 @@ func TestAttack_IdleHTTPConnectionsHeldForever(t *testing.T) {
 	if hs.MaxHeaderBytes <= 0 || hs.MaxHeaderBytes > 64<<10 {
 		t.Fatalf("MaxHeaderBytes %d", hs.MaxHeaderBytes)
 	}
-	if server.MaxHTTPConns <= 0 || server.MaxHTTPConns > 1024 {
-		t.Fatalf("MaxHTTPConns %d", server.MaxHTTPConns)
+	h := startHardened(t, nil)
+	hs = server.NewHTTPServer(h.srv.HealthHandler())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go server.ServeHTTP(hs, l)
+	t.Cleanup(func() { hs.Close() })
+	// The attacker, from 127.0.0.3: connections that say nothing.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range server.MaxHTTPConnsPerIP {
+		c, err := d.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// Its next connection is closed without an answer (a read ends, it
+	// does not wait for a timeout).
+	extra, err := d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	extra.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if n, err := extra.Read(make([]byte, 64)); err == nil {
+		t.Fatalf("connection %d from one address was served (%d bytes)", server.MaxHTTPConnsPerIP+1, n)
+	}
+	// The prober, from 127.0.0.1, is answered.
+	resp, err := http.Get("http://" + l.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("probe during the flood: %d", resp.StatusCode)
 	}
 }
