@@ -362,6 +362,20 @@ func (s *Server) attested(addr string) {
 	}
 }
 
+// isAttested reports whether the connection of the peer at addr (its
+// remote address) has been attested and matched an app.
+func (s *Server) isAttested(addr string) bool {
+	s.mu.Lock()
+	ls := s.limiters
+	s.mu.Unlock()
+	for _, l := range ls {
+		if l.isAttested(addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // ConnCounts returns the open connections and, of those, the ones not yet
 // attested (for tests and tools).
 func (s *Server) ConnCounts() (open, unattested int) {
@@ -406,9 +420,19 @@ func (s *Server) requestArrived(ctx context.Context, req any, _ *grpc.UnaryServe
 }
 
 // streamArrived: streaming methods (health Watch, reflection) read their
-// messages themselves; they are bounded by the connection's age.
+// messages themselves and stay open as long as the client likes. They are
+// served only on a connection where a request has been attested and
+// matched an app: otherwise a peer with any certificate that passes the
+// handshake's screen could hold 128 of them on each of its connections
+// (kilobytes each, heap and goroutine) for the connection's whole life.
+// Probes use Health/Check (unary) or the health listener's /healthz.
 func (s *Server) streamArrived(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	stopRequestWait(ss.Context())
+	p, ok := peer.FromContext(ss.Context())
+	if !ok || !s.isAttested(p.Addr.String()) {
+		return status.Error(codes.Unauthenticated, "streaming methods are served on a connection whose workload has been attested and recognised; "+
+			"use Health/Check or /healthz for probes")
+	}
 	return h(srv, ss)
 }
 
