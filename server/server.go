@@ -163,6 +163,7 @@ type Server struct {
 	health  *health.Server
 	fails   *failLimiter
 	sampler *refusalSampler
+	waiting *waitCounter
 
 	mu       sync.Mutex
 	limiters []*connLimiter
@@ -200,7 +201,7 @@ func New(opts Options) (*Server, error) {
 	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return opts.Verifier.Screen(cs.PeerCertificates) }
 	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
 		fails:   newFailLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
-		sampler: newRefusalSampler(lim.AuditSampleInterval)}
+		sampler: newRefusalSampler(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested)}
 	sopts := []grpc.ServerOption{
 		grpc.Creds(&screenedCreds{TransportCredentials: credentials.NewTLS(tlsConf), s: s}),
 		grpc.InTapHandle(s.tapRequestWait),
@@ -399,17 +400,42 @@ var errRequestWait = errors.New("the request message did not arrive in time")
 // tapRequestWait runs when a stream's headers arrive, before any handler:
 // the stream is cancelled unless its request message arrives within
 // Limits.RequestWait (a stream waiting for a body that never comes holds
-// its headers and keeps the connection from being idle).
+// its headers and keeps the connection from being idle). On a connection
+// whose workload has not been attested and recognised, at most
+// maxWaitingPerConn streams may wait at once, and at most
+// maxWaitingUnattested in all: a stream over it is refused at once
+// (REFUSED_STREAM semantics: gRPC clients retry it), so that decoded
+// headers — up to the header-list limit each — cannot pile up 128 streams
+// deep on every connection an anonymous crowd holds.
 func (s *Server) tapRequestWait(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	addr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	release, ok := s.waiting.enter(addr, s.isAttested(addr))
+	if !ok {
+		s.opts.Metrics.connRefused("stream_waiting")
+		return nil, status.Error(codes.Unavailable, "too many requests waiting for their message on unattested connections; retry")
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	t := time.AfterFunc(s.opts.Limits.RequestWait, func() { cancel(errRequestWait) })
-	context.AfterFunc(ctx, func() { t.Stop(); cancel(nil) })
-	return context.WithValue(ctx, requestWaitKey{}, t), nil
+	w := &requestWait{t: t, release: release}
+	context.AfterFunc(ctx, func() { t.Stop(); cancel(nil); w.done() })
+	return context.WithValue(ctx, requestWaitKey{}, w), nil
 }
 
+type requestWait struct {
+	t       *time.Timer
+	release func()
+	once    sync.Once
+}
+
+func (w *requestWait) done() { w.once.Do(w.release) }
+
 func stopRequestWait(ctx context.Context) {
-	if t, ok := ctx.Value(requestWaitKey{}).(*time.Timer); ok {
-		t.Stop()
+	if w, ok := ctx.Value(requestWaitKey{}).(*requestWait); ok {
+		w.t.Stop()
+		w.done()
 	}
 }
 
