@@ -63,12 +63,30 @@ func Parse(data []byte, format string) (*Policy, error) {
 	return p, nil
 }
 
+// readFile reads a policy file: a regular file only (refused by its path
+// before it is opened, so a FIFO cannot hang a reload, and again by what
+// was opened), at most MaxFileSize bytes.
 func readFile(path string) ([]byte, error) {
+	notRegular := func(fi os.FileInfo) error {
+		return &LoadError{Reason: ErrSyntax, Detail: fmt.Sprintf("%s is not a regular file (%s)", path, fi.Mode().Type())}
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, notRegular(fi)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return nil, fmt.Errorf("policy: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, notRegular(fi)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("policy: %w", err)

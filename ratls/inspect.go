@@ -10,6 +10,9 @@ import (
 )
 
 // Report describes a certificate's evidence without verifying any quote.
+// Text taken from the certificate (Subject, claim names, error text) has
+// control and invisible format characters escaped (\x1b, \u202e): a
+// hostile certificate cannot drive the terminal the report is printed on.
 type Report struct {
 	Subject            string     `json:"subject"`
 	NotBefore          time.Time  `json:"not_before"`
@@ -98,7 +101,7 @@ func Inspect(cert *x509.Certificate) (*Report, error) {
 	}
 	sum := SPKIHash(cert)
 	r := &Report{
-		Subject:            cert.Subject.String(),
+		Subject:            displayText(cert.Subject.String()),
 		NotBefore:          cert.NotBefore.UTC(),
 		NotAfter:           cert.NotAfter.UTC(),
 		Key:                KeyName(cert),
@@ -121,7 +124,7 @@ func Inspect(cert *x509.Certificate) (*Report, error) {
 		er := EvidenceReport{OID: ext.Id.String(), Format: f, Critical: ext.Critical, Size: len(ext.Value)}
 		ev, err := ParseEvidence(ext, 0)
 		if ev == nil && err != nil {
-			er.Error = err.Error()
+			er.Error = displayText(err.Error())
 			all = append(all, found{prio, er})
 			continue
 		}
@@ -145,7 +148,7 @@ func inspectEvidence(er *EvidenceReport, ev *Evidence, spki []byte) {
 	if ev.Format == FormatTCG {
 		er.CBORTag = ev.Tag
 		if c := ev.Claims; c != nil {
-			er.Claims = c.Keys
+			er.Claims = displayList(c.Keys)
 			er.PubkeyHashAlg = c.PubkeyHashAlg
 			er.Nonce = c.Nonce
 			if c.PubkeyHashAlg != 0 {
@@ -159,7 +162,7 @@ func inspectEvidence(er *EvidenceReport, ev *Evidence, spki []byte) {
 	}
 	q, err := dcap.ParseQuote(ev.Quote)
 	if err != nil {
-		er.Error = "quote: " + err.Error()
+		er.Error = displayText("quote: " + err.Error())
 		return
 	}
 	er.QuoteVersion = int(q.Header.Version)
@@ -186,6 +189,6 @@ func inspectEvidence(er *EvidenceReport, ev *Evidence, spki []byte) {
 	er.BindsKey, er.ReportDataBinds = b.Binds, b.Binds
 	er.Binding = b.Method
 	if b.Err != nil {
-		er.BindingError = b.Err.Error()
+		er.BindingError = displayText(b.Err.Error())
 	}
 }

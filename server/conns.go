@@ -158,6 +158,14 @@ func (l *connLimiter) attested(addr string) {
 	}
 }
 
+// isAttested reports whether addr's connection is open and attested.
+func (l *connLimiter) isAttested(addr string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.byAddr[addr]
+	return c != nil && c.el == nil
+}
+
 func (l *connLimiter) counts() (total, unauth int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

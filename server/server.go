@@ -42,6 +42,7 @@ import (
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap"
+	"github.com/asps-project/asps/dcap/collateral"
 	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/store"
@@ -162,6 +163,7 @@ type Server struct {
 	health  *health.Server
 	fails   *failLimiter
 	sampler *refusalSampler
+	waiting *waitCounter
 
 	mu       sync.Mutex
 	limiters []*connLimiter
@@ -199,7 +201,7 @@ func New(opts Options) (*Server, error) {
 	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return opts.Verifier.Screen(cs.PeerCertificates) }
 	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
 		fails:   newFailLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
-		sampler: newRefusalSampler(lim.AuditSampleInterval)}
+		sampler: newRefusalSampler(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested)}
 	sopts := []grpc.ServerOption{
 		grpc.Creds(&screenedCreds{TransportCredentials: credentials.NewTLS(tlsConf), s: s}),
 		grpc.InTapHandle(s.tapRequestWait),
@@ -361,6 +363,20 @@ func (s *Server) attested(addr string) {
 	}
 }
 
+// isAttested reports whether the connection of the peer at addr (its
+// remote address) has been attested and matched an app.
+func (s *Server) isAttested(addr string) bool {
+	s.mu.Lock()
+	ls := s.limiters
+	s.mu.Unlock()
+	for _, l := range ls {
+		if l.isAttested(addr) {
+			return true
+		}
+	}
+	return false
+}
+
 // ConnCounts returns the open connections and, of those, the ones not yet
 // attested (for tests and tools).
 func (s *Server) ConnCounts() (open, unattested int) {
@@ -384,17 +400,42 @@ var errRequestWait = errors.New("the request message did not arrive in time")
 // tapRequestWait runs when a stream's headers arrive, before any handler:
 // the stream is cancelled unless its request message arrives within
 // Limits.RequestWait (a stream waiting for a body that never comes holds
-// its headers and keeps the connection from being idle).
+// its headers and keeps the connection from being idle). On a connection
+// whose workload has not been attested and recognised, at most
+// maxWaitingPerConn streams may wait at once, and at most
+// maxWaitingUnattested in all: a stream over it is refused at once
+// (REFUSED_STREAM semantics: gRPC clients retry it), so that decoded
+// headers — up to the header-list limit each — cannot pile up 128 streams
+// deep on every connection an anonymous crowd holds.
 func (s *Server) tapRequestWait(ctx context.Context, _ *tap.Info) (context.Context, error) {
+	addr := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	release, ok := s.waiting.enter(addr, s.isAttested(addr))
+	if !ok {
+		s.opts.Metrics.connRefused("stream_waiting")
+		return nil, status.Error(codes.Unavailable, "too many requests waiting for their message on unattested connections; retry")
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	t := time.AfterFunc(s.opts.Limits.RequestWait, func() { cancel(errRequestWait) })
-	context.AfterFunc(ctx, func() { t.Stop(); cancel(nil) })
-	return context.WithValue(ctx, requestWaitKey{}, t), nil
+	w := &requestWait{t: t, release: release}
+	context.AfterFunc(ctx, func() { t.Stop(); cancel(nil); w.done() })
+	return context.WithValue(ctx, requestWaitKey{}, w), nil
 }
 
+type requestWait struct {
+	t       *time.Timer
+	release func()
+	once    sync.Once
+}
+
+func (w *requestWait) done() { w.once.Do(w.release) }
+
 func stopRequestWait(ctx context.Context) {
-	if t, ok := ctx.Value(requestWaitKey{}).(*time.Timer); ok {
-		t.Stop()
+	if w, ok := ctx.Value(requestWaitKey{}).(*requestWait); ok {
+		w.t.Stop()
+		w.done()
 	}
 }
 
@@ -405,9 +446,19 @@ func (s *Server) requestArrived(ctx context.Context, req any, _ *grpc.UnaryServe
 }
 
 // streamArrived: streaming methods (health Watch, reflection) read their
-// messages themselves; they are bounded by the connection's age.
+// messages themselves and stay open as long as the client likes. They are
+// served only on a connection where a request has been attested and
+// matched an app: otherwise a peer with any certificate that passes the
+// handshake's screen could hold 128 of them on each of its connections
+// (kilobytes each, heap and goroutine) for the connection's whole life.
+// Probes use Health/Check (unary) or the health listener's /healthz.
 func (s *Server) streamArrived(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	stopRequestWait(ss.Context())
+	p, ok := peer.FromContext(ss.Context())
+	if !ok || !s.isAttested(p.Addr.String()) {
+		return status.Error(codes.Unauthenticated, "streaming methods are served on a connection whose workload has been attested and recognised; "+
+			"use Health/Check or /healthz for probes")
+	}
 	return h(srv, ss)
 }
 
@@ -537,14 +588,34 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 	c, err := s.opts.Verifier.PeerClaims(ctx, info.State)
 	if err != nil {
 		s.fails.failed(ip, now)
-		d.rec.ReasonCode = reasonCode(err)
-		return status.Errorf(codes.Unauthenticated, "attestation: %v", err)
+		return s.attestationFailed(d, "attestation", err)
 	}
 	d.claims = c
 	d.rec.FromClaims(c)
 	d.rec.CollateralGrace = c.CollateralGrace
 	d.rec.Requested = d.names
 	return nil
+}
+
+// attestationFailed is the refusal of evidence that did not verify. A
+// collateral document the server could not obtain is the server's
+// problem: outside dev mode the peer learns which document and why, never
+// the collateral service's URL, address or text (the audit record keeps
+// them).
+func (s *Server) attestationFailed(d *decision, what string, err error) error {
+	d.rec.ReasonCode = reasonCode(err)
+	var ce *collateral.Error
+	if !s.opts.Dev && errors.As(err, &ce) && ce.Reason != nil {
+		d.rec.Reason = err.Error()
+		code, later := codes.Unauthenticated, ""
+		for _, r := range []error{collateral.ErrUnavailable, collateral.ErrExpired, collateral.ErrBusy, collateral.ErrRateLimited} {
+			if errors.Is(ce.Reason, r) {
+				code, later = codes.Unavailable, "; try again later"
+			}
+		}
+		return status.Errorf(code, "%s: the server could not obtain the collateral for this quote (%s: %v)%s", what, ce.Key, ce.Reason, later)
+	}
+	return status.Errorf(codes.Unauthenticated, "%s: %v", what, err)
 }
 
 // denialMessage is what a workload is told of a policy refusal. Outside
@@ -728,8 +799,13 @@ func (s *Server) record(d *decision, err error) audit.Record {
 }
 
 // finish audits a refusal (an allow was audited before the release). A
-// refusal of a peer that was not attested is recorded without the names
-// it asked for, and sampled per reason (see Limits.AuditSampleInterval).
+// refusal of a peer that no app of the policy recognises — not attested,
+// or attested with an identity no app names (anyone who rents a TEE can
+// attest) — is recorded without the names it asked for, and sampled per
+// reason (see Limits.AuditSampleInterval); the stranger's identity and
+// the policy's reason stay in the sampled record. Dev mode records every
+// refusal of an attested workload in full (a developer iterating on an
+// enclave wants each one).
 func (s *Server) finish(d *decision, err error) {
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.decision(d, err)
@@ -738,13 +814,17 @@ func (s *Server) finish(d *decision, err error) {
 		return
 	}
 	r := s.record(d, err)
-	if d.claims == nil {
+	if d.app == nil && (d.claims == nil || !s.opts.Dev) {
 		ok, suppressed := s.sampler.admit(r.ReasonCode, time.Now())
 		if !ok {
 			return
 		}
 		r.Requested, r.RequestedCount, r.Suppressed = nil, len(d.names), suppressed
-		r.Reason = truncate(r.Reason, 256)
+		limit := 256
+		if d.claims != nil {
+			limit = 1024 // the policy's account of what differed
+		}
+		r.Reason = truncate(r.Reason, limit)
 	}
 	if aerr := s.auditRecord(r); aerr != nil {
 		s.opts.Logger.Error("audit write failed", "err", aerr)
@@ -791,7 +871,11 @@ func (x *secretsService) WhoAmI(ctx context.Context, _ *aspsv1.WhoAmIRequest) (*
 	app, err := x.s.opts.Policy.Match(d.claims)
 	if err != nil {
 		resp.MatchError = x.s.denialMessage(err)
-		x.s.opts.Logger.Info("whoami: no app matches", "peer", d.rec.Peer, "reason", err.Error())
+		// A stranger may call at will on a cached certificate: outside
+		// dev mode the line is sampled per reason.
+		if ok, suppressed := x.s.sampler.admit("whoami "+reasonCode(err), time.Now()); ok || x.s.opts.Dev {
+			x.s.opts.Logger.Info("whoami: no app matches", "peer", d.rec.Peer, "reason", truncate(err.Error(), 1024), "suppressed", suppressed)
+		}
 	} else {
 		resp.MatchedApp = app.ID
 		resp.SecretNames = app.SecretNames()

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -39,10 +40,22 @@ func (s *Server) sessionClaims(ctx context.Context, d *decision) error {
 			cs = ai.State
 		}
 	}
+	// Session evidence is verified on every request that brings new
+	// evidence, whatever the certificate: its failures count against the
+	// source address like a certificate's, and over the limit it is
+	// refused before it is verified.
+	ip, now := "", time.Now()
+	if p, ok := peer.FromContext(ctx); ok {
+		ip = hostOf(p.Addr)
+	}
+	if s.fails.blocked(ip, now) {
+		d.rec.ReasonCode = ReasonRateLimited
+		return status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
+	}
 	c, err := s.opts.Verifier.VerifySession(ctx, cs, []byte(vals[0]))
 	if err != nil {
-		d.rec.ReasonCode = reasonCode(err)
-		return status.Errorf(codes.Unauthenticated, "attestation: session evidence: %v", err)
+		s.fails.failed(ip, now)
+		return s.attestationFailed(d, "attestation: session evidence", err)
 	}
 	if !ratls.SameWorkload(d.claims, c) {
 		d.rec.ReasonCode = "ratls: " + ratls.ErrBindingMismatch.Error()

@@ -169,11 +169,24 @@ func (f *File) Reload() error {
 }
 
 func (f *File) load() (map[string][]byte, error) {
+	// A regular file only: refused by its path before it is opened (a
+	// FIFO would block the open, and with it start-up or a reload), and
+	// again by what was opened.
+	if fi, err := os.Stat(f.path); err != nil {
+		return nil, fmt.Errorf("secrets file: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", f.path, fi.Mode().Type())
+	}
 	fh, err := os.Open(f.path)
 	if err != nil {
 		return nil, fmt.Errorf("secrets file: %w", err)
 	}
 	defer fh.Close()
+	if fi, err := fh.Stat(); err != nil {
+		return nil, fmt.Errorf("secrets file %s: %w", f.path, err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", f.path, fi.Mode().Type())
+	}
 	data, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("secrets file %s: %w", f.path, err)

@@ -326,6 +326,7 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = collateral.LimitConnections(ln)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if reopen != nil {

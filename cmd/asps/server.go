@@ -166,22 +166,17 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		// The health probe without a client certificate (the gRPC port
-		// refuses those at the handshake): the store reachable and the
-		// audit log writable.
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-			if err := st.Check(r.Context()); err != nil {
-				http.Error(w, "store: "+err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			if err := srv.Ready(); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ok")
-		})
-		hs := &http.Server{Addr: *metricsAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		// refuses those at the handshake) reports the store checker's last
+		// result and the audit log's health: no store call per probe, no
+		// store error text to anonymous callers.
+		mux.Handle("/healthz", srv.HealthHandler())
+		hs := server.NewHTTPServer(mux)
+		ml, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
 		go func() {
-			if err := hs.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := server.ServeHTTP(hs, ml); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				logger.Error("metrics listener", "err", err)
 			}
 		}()

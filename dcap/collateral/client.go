@@ -361,7 +361,27 @@ func errorHeaders(resp *http.Response) error {
 	if code == "" && msg == "" {
 		return nil
 	}
-	return errors.New(strings.TrimSpace("PCS error " + code + " " + msg))
+	return errors.New(strings.TrimSpace("PCS error " + serverText(code, 64) + " " + serverText(msg, 512)))
+}
+
+// serverText is text a PCS or PCCS sent, made safe for a log or a
+// terminal: at most n bytes, printable ASCII kept, anything else (C1
+// controls such as U+009B CSI, which HTTP header values may carry, bidi
+// overrides, invalid UTF-8) written as a Go escape.
+func serverText(s string, n int) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f && c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		fmt.Fprintf(&b, "\\x%02x", c)
+	}
+	return b.String()
 }
 
 // chainHeader returns the first of the named headers present, URL-decoded.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/asps-project/asps/dcap"
 )
@@ -73,7 +74,7 @@ func (e *Error) Error() string {
 		s += " " + e.Key.String()
 	}
 	if e.URL != "" {
-		s += " from " + e.URL
+		s += " from " + redactURL(e.URL)
 	}
 	var r *dcap.Rejection
 	if errors.As(e.Err, &r) && r.Reason == e.Reason && e.Detail == "" {
@@ -120,4 +121,14 @@ func rejected(k Key, url string, err error) *Error {
 		reason = dcap.ErrMalformed
 	}
 	return &Error{Key: k, URL: url, Reason: reason, Err: err}
+}
+
+// redactURL hides the password of a URL's user info (a PCCS behind basic
+// authentication) as net/http does in its own errors: errors reach logs.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }

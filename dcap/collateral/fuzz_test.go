@@ -91,8 +91,31 @@ func FuzzDocumentFile(f *testing.F) {
 	f.Add(uint8(4), []byte(`{"format":"asps-collateral/1","kind":"pck_crl","ca":"processor","body_hex":"zz"}`))
 	f.Fuzz(func(t *testing.T, kind uint8, b []byte) {
 		k := fuzzKeys[int(kind)%len(fuzzKeys)]
-		if d, err := parseDocumentFile(k, b); err == nil && d.Key != k {
+		d, err := parseDocumentFile(k, b)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) || e.Reason == nil {
+				t.Fatalf("error without a reason: %v", err)
+			}
+			return
+		}
+		if d.Key != k {
 			t.Fatalf("file for %s parsed as %s", k, d.Key)
+		}
+		// Invariant: a cache file stands for its signed document; written
+		// back and read again it is the same document, with the same
+		// collateral and the same dates (rollback decisions rest on them).
+		out, err := d.MarshalJSON()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d2, err := parseDocumentFile(k, out)
+		if err != nil {
+			t.Fatalf("a file this package wrote does not parse: %v", err)
+		}
+		if !d2.sameContent(d) || d2.Collateral().Digest() != d.Collateral().Digest() ||
+			!d2.IssueDate.Equal(d.IssueDate) || !d2.Expires.Equal(d.Expires) || rollback(d2, d) != nil || rollback(d, d2) != nil {
+			t.Fatal("the file changed through write and read")
 		}
 	})
 }

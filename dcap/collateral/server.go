@@ -201,9 +201,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrUnavailable), errors.Is(err, ErrExpired):
 			status = http.StatusServiceUnavailable
 		}
+		// Anyone may ask: the answer names the document and the reason
+		// only. The error itself — the upstream URL as configured
+		// (credentials or a key in it), its network address, its own
+		// error text — stays in the cache's log.
+		msg := k.String() + ": " + errorReason(err)
 		w.Header().Set("Error-Code", http.StatusText(status))
-		w.Header().Set("Error-Message", k.String()+": "+errorReason(err))
-		http.Error(w, err.Error(), status)
+		w.Header().Set("Error-Message", msg)
+		http.Error(w, msg, status)
 		return
 	}
 	hd := w.Header()
