@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Connection caps of the plain-HTTP health and metrics listener
@@ -40,6 +43,17 @@ func (s *Server) HealthHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+}
+
+// MaxMetricsInFlight bounds the /metrics scrapes served at once: each one
+// gathers every collector, and anyone who reaches the port may ask.
+const MaxMetricsInFlight = 4
+
+// MetricsHandler serves reg's metrics for Prometheus: at most
+// MaxMetricsInFlight scrapes at once (the rest get 503 at once), each
+// bounded to 10 s.
+func MetricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: MaxMetricsInFlight, Timeout: 10 * time.Second})
 }
 
 // NewHTTPServer returns the http.Server for the health and metrics

@@ -5,9 +5,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/asps-project/asps/server"
 	"github.com/asps-project/asps/store"
@@ -140,5 +144,62 @@ func TestAttack_IdleHTTPConnectionsHeldForever(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("probe during the flood: %d", resp.StatusCode)
+	}
+}
+
+// blockingCollector holds every Collect until release is closed.
+type blockingCollector struct {
+	desc    *prometheus.Desc
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingCollector) Describe(ch chan<- *prometheus.Desc) { ch <- b.desc }
+
+func (b *blockingCollector) Collect(ch chan<- prometheus.Metric) {
+	b.started <- struct{}{}
+	<-b.release
+	ch <- prometheus.MustNewConstMetric(b.desc, prometheus.GaugeValue, 1)
+}
+
+// TestAttack_MetricsScrapesUnbounded: anyone who reaches the metrics port
+// could start any number of scrapes at once, each gathering every
+// collector. Beyond server.MaxMetricsInFlight a scrape is refused at once with 503.
+func TestAttack_MetricsScrapesUnbounded(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	bc := &blockingCollector{desc: prometheus.NewDesc("asps_test_slow", "a slow collector", nil, nil),
+		started: make(chan struct{}, 64), release: make(chan struct{})}
+	reg.MustRegister(bc)
+	ts := httptest.NewServer(server.MetricsHandler(reg))
+	defer ts.Close()
+	done := make(chan int, server.MaxMetricsInFlight)
+	for range server.MaxMetricsInFlight {
+		go func() {
+			resp, err := http.Get(ts.URL)
+			if err != nil {
+				done <- 0
+				return
+			}
+			resp.Body.Close()
+			done <- resp.StatusCode
+		}()
+	}
+	for range server.MaxMetricsInFlight {
+		<-bc.started // every allowed scrape is inside Collect
+	}
+	// Without the bound this scrape would wait inside Collect too.
+	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(ts.URL)
+	if err != nil {
+		t.Fatalf("scrape %d while %d are in flight: %v; want 503 at once", server.MaxMetricsInFlight+1, server.MaxMetricsInFlight, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("scrape %d while %d are in flight: status %d, want 503", server.MaxMetricsInFlight+1, server.MaxMetricsInFlight, resp.StatusCode)
+	}
+	close(bc.release)
+	for range server.MaxMetricsInFlight {
+		if code := <-done; code != http.StatusOK {
+			t.Fatalf("an allowed scrape: status %d", code)
+		}
 	}
 }

@@ -19,7 +19,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/asps-project/asps/attest"
 	"github.com/asps-project/asps/audit"
@@ -164,7 +163,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	go reloadOnHUP(ctx, holder.Reload, logger)
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.Handle("/metrics", server.MetricsHandler(reg))
 		// The health probe without a client certificate (the gRPC port
 		// refuses those at the handshake) reports the store checker's last
 		// result and the audit log's health: no store call per probe, no
