@@ -26,6 +26,9 @@ func benchFlood(args []string, stdout, stderr io.Writer) error {
 	amplify := fs.Int("amplify", 60, fmt.Sprintf("HPACK amplification connections, half without a certificate (at most %d)", flood.MaxAmplify))
 	noCert := fs.Int("no-cert", 1000, fmt.Sprintf("TLS handshakes without a client certificate (at most %d)", flood.MaxNoCert))
 	badCert := fs.Int("bad-cert", 1000, fmt.Sprintf("requests of 64 names under a certificate that does not attest (at most %d)", flood.MaxBadCert))
+	forged := fs.Int("forged", 0, fmt.Sprintf("requests, each under a new certificate, carrying --real-quote with a PCK leaf forged under Intel's real PCK CA (at most %d)", flood.MaxForged))
+	padded := fs.Int("padded", 0, fmt.Sprintf("requests, each under a new certificate, carrying --real-quote with its PCK chain uniquely padded (at most %d)", flood.MaxPadded))
+	realQuote := fs.String("real-quote", "", "a real Intel quote `FILE` with a PEM PCK chain, for --forged and --padded")
 	hold := fs.Duration("hold", 3*time.Second, "hold the idle and amplification connections this long before measuring")
 	pid := fs.Int("pid", 0, "the server's `PID`: report its resident memory before, during and after")
 	auditPath := fs.String("audit", "", "the server's audit `FILE`: report its size before and after")
@@ -44,7 +47,14 @@ func benchFlood(args []string, stdout, stderr io.Writer) error {
 		return &exitError{code: 2, msg: "--server (a loopback address) or --dev-dir is required"}
 	}
 	c := flood.Config{Addr: cf.server, Idle: *idle, Sources: *sources, Amplify: *amplify, NoCert: *noCert, BadCert: *badCert,
-		Hold: *hold, PID: *pid, AuditPath: *auditPath}
+		Forged: *forged, Padded: *padded, Hold: *hold, PID: *pid, AuditPath: *auditPath}
+	if *realQuote != "" {
+		b, err := os.ReadFile(*realQuote)
+		if err != nil {
+			return &exitError{code: 2, msg: "--real-quote: " + err.Error()}
+		}
+		c.RealQuote = b
+	}
 	if cf.devDir != "" {
 		// The legitimate workload: the demo enclave of `asps dev`'s PKI.
 		c.Legit = func(ctx context.Context) error {
@@ -76,6 +86,9 @@ func benchFlood(args []string, stdout, stderr io.Writer) error {
 		r.AmplifyBytesSent, r.AmplifyRefusedAtHandshake, r.AmplifyStreamsReset, r.AmplifyConnsClosed)
 	fmt.Fprintf(stdout, "no certificate: %d refused at the handshake, %d otherwise\n", r.NoCertRefused, r.NoCertOther)
 	fmt.Fprintf(stdout, "bad certificate requests: %v\n", r.BadCertCodes)
+	if c.Forged > 0 || c.Padded > 0 {
+		fmt.Fprintf(stdout, "forged PCK leaf: %v; padded PCK chain: %v\n", r.ForgedCodes, r.PaddedCodes)
+	}
 	if c.Legit != nil {
 		if r.LegitOK {
 			fmt.Fprintf(stdout, "legitimate fetch during the flood: ok in %.1f ms\n", r.LegitMillis)

@@ -16,6 +16,7 @@ import (
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/devmode"
+	"github.com/asps-project/asps/internal/testdata"
 	"github.com/asps-project/asps/server/flood"
 )
 
@@ -119,10 +120,13 @@ func TestBenchFloodAgainstServerProcess(t *testing.T) {
 		t.Skip("runs a server process")
 	}
 	p := startServerProcess(t)
-	counts := []string{"--idle", "200", "--amplify", "6", "--no-cert", "50", "--bad-cert", "50", "--hold", "1s"}
+	counts := []string{"--idle", "200", "--amplify", "6", "--no-cert", "50", "--bad-cert", "50", "--forged", "30", "--padded", "30", "--hold", "1s"}
 	if os.Getenv("ASPS_FLOOD_FULL") == "1" {
-		counts = []string{"--idle", "2000", "--amplify", "60", "--no-cert", "1000", "--bad-cert", "1000", "--hold", "3s"}
+		counts = []string{"--idle", "2000", "--amplify", "60", "--no-cert", "1000", "--bad-cert", "1000", "--forged", "1000", "--padded", "1000", "--hold", "3s"}
 	}
+	// A real Intel quote whose PCK chain the forged and padded requests
+	// tamper with (the corpus, without its publisher's trailer).
+	counts = append(counts, "--real-quote", testdata.DCAPQuoteFile(t, "sgx-v3-config-sw-hardening"))
 	if v := os.Getenv("ASPS_FLOOD_AMPLIFY"); v != "" {
 		counts = append(counts, "--amplify", v)
 	}
@@ -152,6 +156,21 @@ func TestBenchFloodAgainstServerProcess(t *testing.T) {
 	}
 	if logBytes > 256<<10 {
 		t.Fatalf("server log grew %d bytes during the flood", logBytes)
+	}
+	// Every tampered request is refused: unauthenticated (the chain does
+	// not verify, or is malformed) or, past the per-source limit of failed
+	// attestations, resource exhausted; none is served.
+	for kind, codes := range map[string]map[string]int{"forged leaf": r.ForgedCodes, "padded chain": r.PaddedCodes} {
+		n := 0
+		for code, k := range codes {
+			if code != "Unauthenticated" && code != "ResourceExhausted" {
+				t.Fatalf("%s requests answered %s (%d): %v", kind, code, k, codes)
+			}
+			n += k
+		}
+		if n == 0 {
+			t.Fatalf("no %s request was sent", kind)
+		}
 	}
 	if r.AmplifyRefusedAtHandshake == 0 || r.NoCertRefused == 0 {
 		t.Fatalf("peers without a certificate were not refused at the handshake: %+v", r)

@@ -3,8 +3,9 @@
 // bounded and keeps serving legitimate workloads while it runs: idle
 // connections that never start TLS, HPACK amplification of -bin metadata
 // (with and without a client certificate), TLS handshakes without a
-// certificate, and well-formed requests under a certificate that does not
-// attest. It is what `asps bench flood` runs.
+// certificate, well-formed requests under a certificate that does not
+// attest, and requests carrying a real Intel quote with a forged PCK leaf
+// or a padded PCK chain. It is what `asps bench flood` runs.
 package flood
 
 import (
@@ -40,6 +41,8 @@ const (
 	MaxAmplify = 1000
 	MaxNoCert  = 100000
 	MaxBadCert = 100000
+	MaxForged  = 20000
+	MaxPadded  = 20000
 	MaxSources = 200
 )
 
@@ -62,6 +65,14 @@ type Config struct {
 	// BadCert requests of 64 names of 256 bytes under a certificate that
 	// does not attest (from source address 127.0.0.250).
 	BadCert int
+	// Forged and Padded requests each come under a new RA-TLS certificate
+	// over a new connection (from 127.0.1.x, Sources addresses), carrying
+	// RealQuote re-bound to the certificate's key with its PCK chain
+	// tampered: a leaf forged under Intel's real PCK CA, or the real chain
+	// with unique padding. RealQuote is a real Intel quote with a PEM PCK
+	// chain (certification data type 5), e.g. one of the shared corpus.
+	Forged, Padded int
+	RealQuote      []byte
 	// Hold is how long the idle and amplification connections are held
 	// before the "during" measurement (default 2s).
 	Hold time.Duration
@@ -92,6 +103,7 @@ type Report struct {
 	AmplifyBytesSent                        int64
 	NoCertRefused, NoCertOther              int
 	BadCertCodes                            map[string]int
+	ForgedCodes, PaddedCodes                map[string]int
 	LegitOK                                 bool
 	LegitError                              string
 	LegitMillis                             float64
@@ -109,6 +121,12 @@ func (c *Config) check() error {
 	}
 	if c.Idle < 0 || c.Idle > MaxIdle || c.Amplify < 0 || c.Amplify > MaxAmplify || c.NoCert < 0 || c.NoCert > MaxNoCert || c.BadCert < 0 || c.BadCert > MaxBadCert {
 		return fmt.Errorf("flood: counts are capped at %d idle, %d amplify, %d no-cert, %d bad-cert", MaxIdle, MaxAmplify, MaxNoCert, MaxBadCert)
+	}
+	if c.Forged < 0 || c.Forged > MaxForged || c.Padded < 0 || c.Padded > MaxPadded {
+		return fmt.Errorf("flood: counts are capped at %d forged, %d padded", MaxForged, MaxPadded)
+	}
+	if (c.Forged > 0 || c.Padded > 0) && len(c.RealQuote) == 0 {
+		return errors.New("flood: forged and padded requests need a real Intel quote (RealQuote)")
 	}
 	if c.Sources <= 0 {
 		c.Sources = 20
@@ -133,7 +151,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.MaxDuration)
 	defer cancel()
 	start := time.Now()
-	r := &Report{BadCertCodes: map[string]int{}}
+	r := &Report{BadCertCodes: map[string]int{}, ForgedCodes: map[string]int{}, PaddedCodes: map[string]int{}}
 	r.RSSBeforeKiB = rssKiB(c.PID)
 	r.AuditBytesBefore = fileSize(c.AuditPath)
 	screened, err := ScreenedCertificate(ctx)
@@ -190,6 +208,21 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	// concurrently with a legitimate fetch.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	if c.Forged > 0 || c.Padded > 0 {
+		blocks, leaf, ca, err := chainOf(c.RealQuote)
+		if err != nil {
+			return nil, err
+		}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			tampered(ctx, &c, &tamperedAttester{quote: c.RealQuote, chain: forgedChain(blocks, leaf, ca)}, c.Forged, r.ForgedCodes, &mu)
+		}()
+		go func() {
+			defer wg.Done()
+			tampered(ctx, &c, &tamperedAttester{quote: c.RealQuote, chain: paddedChain(blocks)}, c.Padded, r.PaddedCodes, &mu)
+		}()
+	}
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
