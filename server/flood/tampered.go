@@ -96,6 +96,14 @@ func forgedChain(blocks []string, leaf, ca *x509.Certificate) func() ([]byte, er
 		parent.PublicKey = forger.Public() // CreateCertificate checks the signer against it
 		tmpl := *leaf
 		tmpl.SerialNumber = big.NewInt(serial.Add(1))
+		// CreateCertificate writes the standard extensions from fields;
+		// Intel's SGX extension (FMSPC, TCB, …) is copied as it is.
+		tmpl.ExtraExtensions = nil
+		for _, e := range leaf.Extensions {
+			if e.Id.Equal(dcap.OIDSGXExtensions) {
+				tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, e)
+			}
+		}
 		der, err := x509.CreateCertificate(rand.Reader, &tmpl, &parent, leaf.PublicKey, forger)
 		if err != nil {
 			return nil, fmt.Errorf("flood: forge a PCK leaf: %w", err)
