@@ -5,8 +5,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"net"
@@ -34,6 +34,8 @@ type collateralList []string
 
 func (l *collateralList) String() string { return strings.Join(*l, ",") }
 
+func (l *collateralList) Type() string { return "list" }
+
 func (l *collateralList) Set(v string) error {
 	for _, p := range strings.Split(v, ",") {
 		if p = strings.TrimSpace(p); p != "" {
@@ -54,7 +56,8 @@ type collateralClientFlags struct {
 
 func (f *collateralClientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.pccs, "pccs", "", "PCS or PCCS base `URL` (https://api.trustedservices.intel.com, https://pccs:8081)")
-	fs.StringVar(&f.apiKey, "api-key", "", "Intel PCS API key (default $ASPS_PCS_API_KEY; prefer the variable: flags show in ps)")
+	fs.StringVar(&f.apiKey, "pccs-api-key", "", "Intel PCS API key (default $ASPS_PCS_API_KEY; prefer the variable: flags show in ps)")
+	alias(fs, "api-key", "pccs-api-key")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM `FILE` of the CAs of the PCCS's TLS certificate")
 	fs.BoolVar(&f.insecure, "insecure-tls", false, "do not verify the PCCS's TLS certificate (the documents are still verified by signature)")
 	fs.StringVar(&f.rootCRL, "root-crl-url", "", "`URL` of the root CA CRL (default: Intel's for Intel PCS, PCCS/sgx/certification/v4/rootcacrl otherwise)")

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"flag"
+	flag "github.com/spf13/pflag"
 	"os"
 	"time"
 

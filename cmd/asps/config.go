@@ -3,8 +3,8 @@ package main
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"os"
 	"regexp"
@@ -132,23 +132,19 @@ var (
 	kindDuration = kind{"duration", `a duration such as "30s" or "5m"`}
 )
 
-// flagType reads a flag's type from its value (flag.Getter); flags of
-// other Value types take strings.
+// flagType reads a flag's type from its value (pflag's Value.Type); flags
+// of other Value types take strings.
 func flagType(f *flag.Flag) kind {
-	g, ok := f.Value.(flag.Getter)
-	if !ok {
-		return kindString
-	}
-	switch g.Get().(type) {
-	case bool:
+	switch f.Value.Type() {
+	case "bool":
 		return kindBool
-	case int, int64:
+	case "int", "int8", "int16", "int32", "int64":
 		return kindInt
-	case uint, uint64:
+	case "uint", "uint8", "uint16", "uint32", "uint64":
 		return kindUint
-	case float64:
+	case "float32", "float64":
 		return kindFloat
-	case time.Duration:
+	case "duration":
 		return kindDuration
 	}
 	return kindString

@@ -7,8 +7,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"os"
@@ -99,7 +99,8 @@ func demo(args []string, stdout, stderr io.Writer) error {
 func dev(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
 	listen := fs.String("listen", "127.0.0.1:7443", "listen `ADDR`")
-	dir := fs.String("dir", defaultDevDir(), "keep the simulator PKI, the policy and the server pin in `DIR`")
+	dir := fs.String("dev-dir", defaultDevDir(), "keep the simulator PKI, the policy and the server pin in `DIR`")
+	alias(fs, "dir", "dev-dir")
 	attested := fs.Bool("attested-server", false, "the server presents an RA-TLS certificate from a simulated enclave, so workloads attest it too (mutual attestation)")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
@@ -171,6 +172,7 @@ type clientFlags struct {
 	serverRtmr                                  rtmrFlags
 	serverCollateral                            collateralFlags
 	tee, devDir, simTEE                         string
+	simID                                       simIdentityFlags
 	timeout                                     time.Duration
 	// sessionEvidence sends a fresh quote over the connection's TLS
 	// exporter after the handshake (apps with binding: tcg-nonce).
@@ -181,6 +183,8 @@ type clientFlags struct {
 type rtmrFlags [3]string
 
 func (r *rtmrFlags) String() string { return "" }
+
+func (r *rtmrFlags) Type() string { return "I=HEX" }
 
 func (r *rtmrFlags) Set(v string) error {
 	i, h, ok := strings.Cut(v, "=")
@@ -209,9 +213,12 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverCollateral.pccs, "server-pccs", "", "PCS/PCCS `URL` for the collateral of the server's quote")
 	fs.StringVar(&f.serverCollateral.dir, "server-collateral-dir", "", "collateral bundle `DIR` for the server's quote")
 	fs.BoolVar(&f.sessionEvidence, "session-evidence", false, "after the handshake, send a second quote bound to this connection (its TLS exporter), so a recorded quote cannot be replayed; required by apps whose policy sets binding: tcg-nonce")
-	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
-	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --tee sim")
-	fs.StringVar(&f.simTEE, "sim-tee", "sgx", "dev mode: simulate an sgx enclave or a tdx trust domain")
+	fs.StringVar(&f.tee, "attester", "auto", "`NAME` of the evidence source: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
+	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --attester sim")
+	f.simTEE = "sgx"
+	fs.Var(teeValue{f}, "tee", "dev mode: simulate an `sgx` enclave or a tdx trust domain")
+	alias(fs, "sim-tee", "tee")
+	f.simID.register(fs)
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after `D`")
 }
 
@@ -370,22 +377,51 @@ func (f *clientFlags) serverByRATLS() (ratls.ServerAuth, *client.ServerJudge, er
 	return ratls.ServerByRATLS(v), judge, nil
 }
 
+// teeValue is the client's --tee: sgx or tdx, the simulated TEE. For the
+// scripts of the hand-rolled CLI, where --tee named the attester, an
+// attester name (auto, gramine, occlum, tsm, sim) still sets --attester.
+type teeValue struct{ f *clientFlags }
+
+func (t teeValue) String() string {
+	if t.f == nil {
+		return "sgx"
+	}
+	return t.f.simTEE
+}
+
+func (t teeValue) Type() string { return "tee" }
+
+func (t teeValue) Set(v string) error {
+	switch v {
+	case "sgx", "tdx":
+		t.f.simTEE = v
+	case "auto", "gramine", "occlum", "tsm", "sim":
+		t.f.tee = v
+	default:
+		return fmt.Errorf("want sgx or tdx, got %s", quoteText(v))
+	}
+	return nil
+}
+
 func (f *clientFlags) attester() (attest.Attester, error) {
 	tee := f.tee
 	if f.devDir != "" {
 		tee = "sim"
 	}
+	if err := f.simID.check(tee == "sim", claims.TEE(f.simTEE)); err != nil {
+		return nil, err
+	}
 	switch tee {
 	case "sim":
 		if f.devDir == "" {
-			return nil, &exitError{code: 2, msg: "--tee sim needs --dev-dir (the simulator PKI of `asps dev`)"}
+			return nil, &exitError{code: 2, msg: "--attester sim needs --dev-dir (the simulator PKI of `asps dev`)"}
 		}
 		pki, err := sim.LoadPKI(filepath.Join(f.devDir, "pki"))
 		if err != nil {
 			return nil, fmt.Errorf("simulator PKI: %w", err)
 		}
 		t := claims.TEE(f.simTEE)
-		return devmode.Attester(pki, t, devmode.DemoIdentity(t))
+		return f.simID.attester(pki, t)
 	case "auto":
 		return attest.Detect()
 	default:
