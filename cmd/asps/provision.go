@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -120,17 +119,35 @@ func dev(args []string, stdout, stderr io.Writer) error {
 	if *attested {
 		attestFlag = fmt.Sprintf(" --server-mr-enclave %x", devmode.DemoServerMrEnclave)
 	}
+	self := invokedAs()
 	fmt.Fprintf(stdout, `asps dev server on %s (simulator root; demo policy %s)
 server key pin: %x
 
 Next, in another shell:
-  asps fetch --server %s --dev-dir %s%s demo-key db-password
-  asps whoami --server %s --dev-dir %s%s
+  %s fetch --server %s --dev-dir %s%s --format hex demo-key db-password
+  %s whoami --server %s --dev-dir %s%s
 Edit %s and the server reloads it.
-`, env.Addr, env.PolicyPath, env.ServerPin, env.Addr, *dir, attestFlag, env.Addr, *dir, attestFlag, env.PolicyPath)
+`, env.Addr, env.PolicyPath, env.ServerPin, self, env.Addr, shellQuote(*dir), attestFlag, self, env.Addr, shellQuote(*dir), attestFlag, env.PolicyPath)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
+}
+
+// invokedAs is the binary as the user ran it ("./asps", "asps",
+// "/usr/local/bin/asps"), for commands printed to be pasted.
+func invokedAs() string {
+	if len(os.Args) == 0 || os.Args[0] == "" || strings.HasSuffix(os.Args[0], ".test") {
+		return "asps"
+	}
+	return shellQuote(os.Args[0])
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+@%,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func defaultDevDir() string {
@@ -434,13 +451,21 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	cf.register(fs)
 	out := fs.String("out", "", "write each secret to `DIR`/NAME (mode 0600) instead of stdout")
-	format := fs.String("format", "raw", "stdout format: raw, hex, base64, or intel (\"Secret received: 42-cd-…\")")
+	format := fs.String("format", "raw", "stdout `FORMAT`: raw (one secret's bytes), hex, base64, intel (\"Secret received: 42-cd-…\") or json; with several secrets each line is labelled \"NAME: \"")
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
-		return &exitError{code: 2, msg: "usage: asps fetch --server ADDR (--server-pin HEX | --server-ca PEM) NAME..."}
+		return usageError("no secret named; usage: asps fetch --server ADDR (--server-pin HEX | --server-ca PEM) SECRET...")
+	}
+	switch *format {
+	case "raw", "hex", "base64", "intel", "json":
+	default:
+		return usageError("--format: raw, hex, base64, intel or json, not %s", quoteText(*format))
+	}
+	if *format == "raw" && *out == "" && len(names) > 1 {
+		return usageError("--format raw prints one secret's bytes; for %d secrets use --format hex, base64 or json, or --out DIR", len(names))
 	}
 	ctx, c, done, err := cf.connect()
 	if err != nil {
@@ -451,36 +476,17 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *out == "" {
+		return printSecrets(stdout, stderr, secrets, *format)
+	}
 	for _, s := range secrets {
-		if *out != "" {
-			if s.Name != filepath.Base(s.Name) || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, `/\`) {
-				return &exitError{code: 2, msg: fmt.Sprintf("--out: secret name %q cannot be a file name in %s", s.Name, *out)}
-			}
-			if err := writeSecretFile(filepath.Join(*out, s.Name), s.Value); err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(*out, s.Name))
-			continue
+		if s.Name != filepath.Base(s.Name) || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, `/\`) {
+			return &exitError{code: 2, msg: fmt.Sprintf("--out: secret name %q cannot be a file name in %s", s.Name, *out)}
 		}
-		switch *format {
-		case "raw":
-			if isTerminal(stdout) {
-				// A value is the server's bytes: on a terminal they could
-				// drive it. Piped or redirected, they pass untouched.
-				fmt.Fprintf(stderr, "asps fetch: stdout is a terminal: %s is shown with control characters escaped (redirect it, or use --format hex, for its bytes)\n", quoteText(s.Name))
-				fmt.Fprintln(stdout, client.EscapeText(string(s.Value)))
-				continue
-			}
-			stdout.Write(s.Value)
-		case "hex":
-			fmt.Fprintln(stdout, hex.EncodeToString(s.Value))
-		case "base64":
-			fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(s.Value))
-		case "intel":
-			fmt.Fprintln(stdout, secretLine(s.Value))
-		default:
-			return &exitError{code: 2, msg: "--format: raw, hex, base64 or intel"}
+		if err := writeSecretFile(filepath.Join(*out, s.Name), s.Value); err != nil {
+			return err
 		}
+		fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(*out, s.Name))
 	}
 	return nil
 }
@@ -538,8 +544,12 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("whoami", stderr)
 	var cf clientFlags
 	cf.register(fs)
+	format := fs.String("format", "text", "output `FORMAT`: text or json")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
+	}
+	if *format != "text" && *format != "json" {
+		return usageError("--format: text or json, not %s", quoteText(*format))
 	}
 	ctx, c, done, err := cf.connect()
 	if err != nil {
@@ -550,25 +560,12 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *format == "json" {
+		return writeJSON(stdout, whoamiFields(w, func(s string) string { return s }))
+	}
 	// Every text field is the server's: escaped, so it cannot drive the
 	// terminal.
-	esc := client.EscapeText
-	fmt.Fprintf(stdout, "tee %s  status %s  simulated %v  debug %v\n", esc(w.GetTee()), esc(w.GetTcbStatus()), w.GetSimulated(), w.GetDebug())
-	if s := w.GetSgx(); s != nil {
-		fmt.Fprintf(stdout, "mr_enclave %x\nmr_signer  %x\nisv_prod_id %d  isv_svn %d\n", s.GetMrEnclave(), s.GetMrSigner(), s.GetIsvProdId(), s.GetIsvSvn())
-	}
-	if t := w.GetTdx(); t != nil {
-		fmt.Fprintf(stdout, "mr_td %x\nrtmr0 %x\n", t.GetMrTd(), t.GetRtmr0())
-	}
-	if w.GetMatchedApp() == "" {
-		fmt.Fprintf(stdout, "matched no app: %s\n", esc(w.GetMatchError()))
-		return nil
-	}
-	names := make([]string, len(w.GetSecretNames()))
-	for i, n := range w.GetSecretNames() {
-		names[i] = esc(n)
-	}
-	fmt.Fprintf(stdout, "app %s may read: %s\n", esc(w.GetMatchedApp()), strings.Join(names, ", "))
+	printFields(stdout, whoamiFields(w, client.EscapeText), "")
 	return nil
 }
 
@@ -598,7 +595,7 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 		}
 		defer env.Stop()
 		o.Addr, o.ServerAuth = env.Addr, ratls.ServerByPin(env.ServerPin)
-		if o.Attester, err = devmode.Attester(env.PKI, claims.SGX, devmode.DemoIdentity(claims.SGX)); err != nil {
+		if o.Attester, err = cf.simID.attester(env.PKI, claims.TEE(cf.simTEE)); err != nil {
 			return err
 		}
 	} else {
