@@ -303,7 +303,7 @@ func runMain(args []string, stdout, stderr io.Writer) int {
 	if cmd != nil {
 		path = cmd.CommandPath()
 	}
-	if msg := err.Error(); msg != "" && !errors.Is(err, flag.ErrHelp) {
+	if msg := plainError(err); msg != "" && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(stderr, path+": "+terminalText(msg))
 		if exitCode(err) == exitUsage {
 			fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)

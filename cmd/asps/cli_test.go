@@ -366,3 +366,34 @@ func TestCollectFlags(t *testing.T) {
 	}
 	var _ *flag.FlagSet = fs
 }
+
+// TestErrorMessagesPlain: no raw gRPC wording ("rpc error: code = … desc
+// = …"), no repeated file prefix, and a hint when the dev server is not
+// running.
+func TestErrorMessagesPlain(t *testing.T) {
+	dir := t.TempDir()
+	env, err := devmode.Start(context.Background(), devmode.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := run(t, "fetch", "--dev-dir", dir, "--format", "hex", "other-app")
+	if code != exitFailed || !strings.HasPrefix(stderr, "asps fetch: refused (PermissionDenied): ") || strings.Contains(stderr, "rpc error") {
+		t.Fatalf("refusal: exit %d %q", code, stderr)
+	}
+	env.Stop()
+	code, _, stderr = run(t, "fetch", "--dev-dir", dir, "--timeout", "5s", "--format", "hex", "demo-key")
+	if code != exitFailed || !strings.Contains(stderr, "server unreachable (Unavailable)") || !strings.Contains(stderr, "hint: is the server running") || strings.Contains(stderr, "rpc error") {
+		t.Fatalf("stopped server: exit %d %q", code, stderr)
+	}
+	empty := t.TempDir()
+	code, _, stderr = run(t, "whoami", "--dev-dir", empty)
+	if code != exitUsage || !strings.Contains(stderr, "start `asps dev --dev-dir "+empty+"` first") {
+		t.Fatalf("no dev server yet: exit %d %q", code, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("apps:\n  - id: a\n    tee: sgx\n    mr_enclave: zz\n    secrets: {a: a}\n"), 0o600)
+	code, _, stderr = run(t, "policy", "check", bad)
+	if code != exitFailed || strings.Count(stderr, bad) != 1 {
+		t.Fatalf("policy check: exit %d %q", code, stderr)
+	}
+}

@@ -10,8 +10,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/asps-project/asps/client"
+	"google.golang.org/grpc/codes"
 )
 
 // command is one subcommand (or a group's subcommand such as "quote
@@ -143,4 +145,45 @@ func singleDashCompat(fs *flag.FlagSet, args []string) []string {
 		out = append(out, a)
 	}
 	return out
+}
+
+// maxShownMessage bounds how much of a server's message is shown.
+const maxShownMessage = 2048
+
+// plainError is err's message for a person: a gRPC status reads
+// "refused (PermissionDenied): …" or "server unreachable (Unavailable): …"
+// instead of "rpc error: code = … desc = …", and an unreachable dev
+// server comes with a hint.
+func plainError(err error) string {
+	msg := err.Error()
+	var se *client.ServerError
+	if !errors.As(err, &se) {
+		return msg
+	}
+	raw := se.Error() // as it appears inside msg
+	var what string
+	switch se.Code {
+	case codes.Unavailable:
+		what = "server unreachable"
+	case codes.DeadlineExceeded:
+		what = "timed out"
+	case codes.PermissionDenied, codes.Unauthenticated, codes.NotFound, codes.InvalidArgument,
+		codes.FailedPrecondition, codes.ResourceExhausted, codes.OutOfRange, codes.AlreadyExists:
+		what = "refused"
+	default:
+		what = "failed"
+	}
+	text := client.EscapeText(se.Message)
+	if len(text) > maxShownMessage {
+		cut := maxShownMessage
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	msg = strings.Replace(msg, raw, fmt.Sprintf("%s (%s): %s", what, se.Code, text), 1)
+	if se.Code == codes.Unavailable {
+		msg += "\nhint: is the server running at that address? In dev mode start it with `asps dev` (it writes server.addr into its --dev-dir)."
+	}
+	return msg
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/asps-project/asps/policy"
 )
@@ -33,7 +34,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 		}
 		imp, ierr := policy.Import(data)
 		if ierr != nil {
-			return &exitError{code: 1, msg: fmt.Sprintf("%s: %v", pos[0], ierr)}
+			return &exitError{code: 1, msg: withPath(pos[0], ierr)}
 		}
 		fmt.Fprintf(stdout, "%s: %s format, imported\n", pos[0], imp.Format)
 		for _, w := range imp.Warnings {
@@ -42,7 +43,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 		p, err = imp.Policy, nil
 	}
 	if err != nil {
-		return &exitError{code: 1, msg: fmt.Sprintf("%s: %v", pos[0], err)}
+		return &exitError{code: 1, msg: withPath(pos[0], err)}
 	}
 	return p.Describe(stdout)
 }
@@ -102,4 +103,14 @@ func policyImport(args []string, stdout, stderr io.Writer) error {
 		w = file
 	}
 	return imp.Policy.Encode(w, f)
+}
+
+// withPath prefixes err's message with the file it is about, unless the
+// message already names it first (no "bad.yaml: bad.yaml: …").
+func withPath(path string, err error) string {
+	msg := err.Error()
+	if strings.HasPrefix(msg, path+":") || strings.HasPrefix(msg, path+" ") {
+		return msg
+	}
+	return path + ": " + msg
 }

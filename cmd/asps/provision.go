@@ -257,7 +257,7 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 		}
 		b, err := os.ReadFile(filepath.Join(f.devDir, "server.addr"))
 		if err != nil {
-			return nil, &exitError{code: 2, msg: "--server is required (no server.addr in --dev-dir)"}
+			return nil, usageError("--server is required: %s has no server.addr (start `asps dev --dev-dir %s` first, or give --server ADDR)", f.devDir, shellQuote(f.devDir))
 		}
 		f.server = strings.TrimSpace(string(b))
 	}
