@@ -3,17 +3,20 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -73,6 +76,9 @@ type File struct {
 
 	mu      sync.RWMutex
 	secrets map[string][]byte
+	digest  string // hex SHA-256 of the content loaded ("" for memory)
+
+	reloadMu sync.Mutex // one Reload at a time: the last read is applied last
 }
 
 var _ Store = (*File)(nil)
@@ -92,11 +98,11 @@ func OpenFile(path string, opts ...FileOption) (*File, error) {
 			f.opts.format = FormatYAML
 		}
 	}
-	m, err := f.load()
+	m, digest, err := f.load()
 	if err != nil {
 		return nil, err
 	}
-	f.secrets = m
+	f.secrets, f.digest = m, digest
 	return f, nil
 }
 
@@ -158,34 +164,110 @@ func (f *File) Reload() error {
 	if f.path == "" {
 		return nil
 	}
-	m, err := f.load()
+	f.reloadMu.Lock()
+	defer f.reloadMu.Unlock()
+	m, digest, err := f.load()
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.secrets = m
+	f.secrets, f.digest = m, digest
 	f.mu.Unlock()
 	return nil
 }
 
-func (f *File) load() (map[string][]byte, error) {
-	fh, err := os.Open(f.path)
+// Digest is the hex SHA-256 of the content in force: the secrets file's
+// version, for logs (never a value).
+func (f *File) Digest() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.digest
+}
+
+// Watch reloads the file when it changes (its size, time or content),
+// polling every interval until ctx ends. A file that fails to load leaves
+// the secrets in force and is logged once, with the reason (which names
+// entries and lines, never values); so is a reload that took.
+func (f *File) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
+	if f.path == "" {
+		return
+	}
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var lastSize int64 = -1
+	var lastMod time.Time
+	var failed, statErr string
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			if err.Error() != statErr {
+				statErr = err.Error()
+				logger.Warn("secrets file unreadable; keeping the current secrets", "path", f.path, "err", err)
+			}
+			continue
+		}
+		statErr = ""
+		if fi.Size() == lastSize && fi.ModTime().Equal(lastMod) {
+			continue
+		}
+		lastSize, lastMod = fi.Size(), fi.ModTime()
+		data, err := readLimited(f.path)
+		if err != nil {
+			continue // logged by Reload below on the next change
+		}
+		sum := sha256.Sum256(data)
+		digest := hex.EncodeToString(sum[:])
+		if digest == f.Digest() || digest == failed {
+			continue
+		}
+		if err := f.Reload(); err != nil {
+			failed = digest
+			logger.Error("secrets file reload failed; keeping the current secrets", "path", f.path, "err", err)
+			continue
+		}
+		failed = ""
+		logger.Info("secrets file reloaded", "path", f.path, "sha256", f.Digest(), "secrets", len(f.Names()))
+	}
+}
+
+func readLimited(path string) ([]byte, error) {
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("secrets file: %w", err)
 	}
 	defer fh.Close()
 	data, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("secrets file %s: %w", f.path, err)
+		return nil, fmt.Errorf("secrets file %s: %w", path, err)
 	}
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("secrets file %s: larger than %d bytes", f.path, MaxFileSize)
+		return nil, fmt.Errorf("secrets file %s: larger than %d bytes", path, MaxFileSize)
+	}
+	return data, nil
+}
+
+func (f *File) load() (map[string][]byte, string, error) {
+	data, err := readLimited(f.path)
+	if err != nil {
+		return nil, "", err
 	}
 	m, err := parseFile(data, f.opts)
 	if err != nil {
-		return nil, fmt.Errorf("secrets file %s: %w", f.path, err)
+		return nil, "", fmt.Errorf("secrets file %s: %w", f.path, err)
 	}
-	return m, nil
+	sum := sha256.Sum256(data)
+	return m, hex.EncodeToString(sum[:]), nil
 }
 
 // ParseFile parses the content of a secrets file. Errors name entries and

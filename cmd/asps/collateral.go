@@ -99,10 +99,6 @@ func collateralTrustRoots(path string) ([]*x509.Certificate, error) {
 	return roots, nil
 }
 
-func collateralLogger(stderr io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-}
-
 func collateralFetch(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("collateral fetch", stderr)
 	var cf collateralClientFlags
@@ -114,7 +110,12 @@ func collateralFetch(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "bundle `DIR` to write (created; documents already there are kept unless the fetched ones are newer)")
 	trustRoot := fs.String("trust-root", "", "trust anchor `PEM` replacing Intel's SGX Root CA (tests, the simulator)")
 	atFlag := fs.String("at", "", "verify the documents' dates as of this RFC 3339 time (default now)")
+	logFormat := logFormatFlag(fs, "text")
 	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(*logFormat, stderr, &slog.HandlerOptions{Level: slog.LevelError})
 	if err != nil {
 		return err
 	}
@@ -163,7 +164,7 @@ func collateralFetch(args []string, stdout, stderr io.Writer) error {
 
 	cache, err := collateral.NewCache(collateral.Options{
 		Client: client, Dir: *out, TrustAnchors: roots, Now: now, RefreshInterval: -1, FailureTTL: -1,
-		Logger: collateralLogger(stderr),
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -259,6 +260,7 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&co.UnknownEvery, "unknown-fetch-every", 10*time.Second, "… then one per `D`")
 	fs.IntVar(&ho.ClientBurst, "client-fetch-burst", 8, "with --pccs: upstream fetches one client (IPv4 address, IPv6 /64) may start at once (negative: no limit) …")
 	fs.DurationVar(&ho.ClientEvery, "client-fetch-every", 5*time.Second, "… then one per `D`")
+	logFormat := logFormatFlag(fs, "text")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -288,7 +290,10 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger, err := newLogger(*logFormat, stderr, nil)
+	if err != nil {
+		return err
+	}
 	// Signals are taken over only once start-up is done: until then
 	// SIGTERM and SIGINT end the process as they normally do, whatever
 	// start-up is busy with.

@@ -101,10 +101,14 @@ func dev(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("dev-dir", defaultDevDir(), "keep the simulator PKI, the policy and the server pin in `DIR`")
 	alias(fs, "dir", "dev-dir")
 	attested := fs.Bool("attested-server", false, "the server presents an RA-TLS certificate from a simulated enclave, so workloads attest it too (mutual attestation)")
+	logFormat := logFormatFlag(fs, "text")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger, err := newLogger(*logFormat, stderr, nil)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env, err := devmode.Start(ctx, devmode.Options{Listen: *listen, Dir: *dir, Logger: logger, AttestedServer: *attested})
@@ -113,7 +117,7 @@ func dev(args []string, stdout, stderr io.Writer) error {
 	}
 	defer env.Stop()
 	go env.Policy.Watch(ctx, time.Second, logger)
-	go reloadOnHUP(ctx, func() error { return env.Policy.Reload() }, logger)
+	go reloadOnHUP(ctx, logger, reloader{"policy", func() error { return env.Policy.Reload() }})
 	logger.Warn("DEV MODE: this server trusts the asps SIMULATOR root; simulated enclaves are accepted. Never use it for real secrets.")
 	attestFlag := ""
 	if *attested {
@@ -157,7 +161,15 @@ func defaultDevDir() string {
 	return filepath.Join(os.TempDir(), "asps-dev")
 }
 
-func reloadOnHUP(ctx context.Context, reload func() error, logger *slog.Logger) {
+// reloader is one file a SIGHUP reloads: "policy", "secrets file".
+type reloader struct {
+	what   string
+	reload func() error
+}
+
+// reloadOnHUP reloads each file on SIGHUP; a file that fails keeps its
+// old content in force, and the log says why.
+func reloadOnHUP(ctx context.Context, logger *slog.Logger, rs ...reloader) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -166,10 +178,12 @@ func reloadOnHUP(ctx context.Context, reload func() error, logger *slog.Logger) 
 		case <-ctx.Done():
 			return
 		case <-ch:
-			if err := reload(); err != nil {
-				logger.Error("policy reload on SIGHUP failed; the old policy stays in force", "err", err)
-			} else {
-				logger.Info("policy reloaded on SIGHUP")
+			for _, r := range rs {
+				if err := r.reload(); err != nil {
+					logger.Error(r.what+" reload on SIGHUP failed; the old "+r.what+" stays in force", "err", err)
+				} else {
+					logger.Info(r.what + " reloaded on SIGHUP")
+				}
 			}
 		}
 	}
