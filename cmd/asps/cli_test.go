@@ -397,3 +397,27 @@ func TestErrorMessagesPlain(t *testing.T) {
 		t.Fatalf("policy check: exit %d %q", code, stderr)
 	}
 }
+
+// TestPolicyCheckJSON: policy check --format json gives each app's
+// selectors and secret names (never references).
+func TestPolicyCheckJSON(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "p.yaml")
+	os.WriteFile(p, devmode.DemoPolicy(), 0o600)
+	code, out, stderr := run(t, "policy", "check", "--format", "json", p)
+	var got struct {
+		AllowSimulated bool `json:"allow_simulated"`
+		Apps           []struct {
+			ID      string         `json:"id"`
+			SGX     map[string]any `json:"sgx"`
+			TDX     map[string]any `json:"tdx"`
+			Secrets []string       `json:"secrets"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); code != 0 || err != nil {
+		t.Fatalf("exit %d %v %s %s", code, err, out, stderr)
+	}
+	if !got.AllowSimulated || len(got.Apps) != 3 || got.Apps[0].ID != "demo-enclave" || got.Apps[0].SGX["mr_enclave"] != hex.EncodeToString(devmode.DemoMrEnclave[:]) ||
+		got.Apps[1].TDX["rtmr1"] != hex.EncodeToString(devmode.DemoRtmr1[:]) || strings.Join(got.Apps[0].Secrets, ",") != "db-password,demo-key" {
+		t.Fatalf("policy JSON: %s", out)
+	}
+}
