@@ -20,6 +20,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/asps-project/asps/internal/yamlstrict"
 )
 
 // MaxFileSize bounds the size of a secrets file.
@@ -540,27 +542,15 @@ func lineCol(data []byte, off int64) string {
 // ---- YAML ----
 
 func yamlEntries(data []byte) ([]rawEntry, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty file: expected a mapping of secret name to value")
-		}
-		return nil, yamlErr(err)
+	// The project's one strict YAML reader: one document; anchors,
+	// aliases, merge keys, custom tags and repeated names refused, each
+	// with its line (its messages never quote a value).
+	root, err := yamlstrict.Parse(data)
+	if errors.Is(err, yamlstrict.ErrEmpty) {
+		return nil, errors.New("empty file: expected a mapping of secret name to value")
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, yamlErr(err)
-		}
-		return nil, fmt.Errorf("YAML line %d: more than one document", extra.Line)
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) != 1 {
-			return nil, errors.New("empty file: expected a mapping of secret name to value")
-		}
-		root = root.Content[0]
+	if err != nil {
+		return nil, fmt.Errorf("YAML %w", err)
 	}
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("YAML line %d: the top level must be a mapping of secret name to value", root.Line)

@@ -421,3 +421,37 @@ func TestPolicyCheckJSON(t *testing.T) {
 		t.Fatalf("policy JSON: %s", out)
 	}
 }
+
+// TestAttack_YAMLErrorOnWrongLine: the policy, the secrets file and the
+// config file had three YAML readers with different rules; a syntax error
+// on line 3 was reported on line 1, and a repeated key had no line. One
+// strict reader (internal/yamlstrict) now gives the same refusal, with the
+// right line, in all three.
+func TestAttack_YAMLErrorOnWrongLine(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	for _, tc := range []struct {
+		name, policy, secrets, config, want string
+	}{
+		{"indentation", "apps:\n  - id: a\n   tee: sgx\n", "a:\n  - x\n   y: z\n", "policy:\n  - a\n   store: b\n", "line 3"},
+		{"repeated key", "apps:\n  - id: a\n    tee: sgx\n    tee: tdx\n", "a: x\nb: y\nc: z\na: w\n", "listen: x\npolicy: p\nstore: s\nlisten: y\n", "line 4"},
+		{"alias", "apps:\n  - &a {id: a}\n  - *a\n", "a: x\nb: &v y\nc: *v\n", "listen: x\npolicy: &p p\nstore: *p\n", "anchors and aliases are not supported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, _, stderr := run(t, "policy", "check", write("p.yaml", tc.policy)); code != exitFailed || !strings.Contains(stderr, tc.want) {
+				t.Errorf("policy: exit %d %s", code, stderr)
+			}
+			if code, _, stderr := run(t, "server", "--config", write("c.yaml", tc.config)); code != exitUsage || !strings.Contains(stderr, tc.want) {
+				t.Errorf("config: exit %d %s", code, stderr)
+			}
+			pol := write("ok.yaml", "apps:\n  - id: a\n    tee: sgx\n    mr_enclave: "+strings.Repeat("11", 32)+"\n    secrets: {a: a}\n")
+			if code, _, stderr := run(t, "server", "--policy", pol, "--store", "file:"+write("s.yaml", tc.secrets), "--listen", "127.0.0.1:0"); code != exitFailed || !strings.Contains(stderr, tc.want) {
+				t.Errorf("secrets file: exit %d %s", code, stderr)
+			}
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	flag "github.com/spf13/pflag"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/asps-project/asps/internal/yamlstrict"
 )
 
 // maxConfigSize bounds a --config file: a few dozen settings.
@@ -161,24 +162,26 @@ func parseConfig(b []byte, path string, fs *flag.FlagSet) ([]setting, error) {
 	bad := func(line int, key string, reason error, format string, args ...any) error {
 		return &configError{Path: path, Line: line, Key: key, Reason: reason, Detail: fmt.Sprintf(format, args...)}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			return nil, nil // an empty file sets nothing
+	// The project's one strict YAML reader (internal/yamlstrict).
+	root, err := yamlstrict.Parse(b)
+	var ye *yamlstrict.Error
+	switch {
+	case errors.Is(err, yamlstrict.ErrEmpty):
+		return nil, nil // an empty file (or only comments) sets nothing
+	case errors.Is(err, yamlstrict.ErrDuplicate) && errors.As(err, &ye):
+		key := ""
+		if len(ye.Path) == 0 {
+			key = duplicateKey(root, ye.Line)
 		}
-		return nil, bad(0, "", errConfigSyntax, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var more yaml.Node
-	if err := dec.Decode(&more); err != io.EOF {
-		return nil, bad(more.Line, "", errConfigSyntax, "more than one YAML document")
-	}
-	if len(doc.Content) == 0 {
-		return nil, nil
-	}
-	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
-		return nil, nil // only comments
+		return nil, bad(ye.Line, key, errConfigDuplicate, "also on line %d", ye.FirstLine)
+	case errors.As(err, &ye):
+		key := ""
+		if len(ye.Path) > 0 {
+			key = ye.Path[0]
+		}
+		return nil, bad(ye.Line, key, errConfigSyntax, "%s", strings.TrimPrefix(ye.Error(), fmt.Sprintf("line %d: ", ye.Line)))
+	case err != nil:
+		return nil, bad(0, "", errConfigSyntax, "%v", err)
 	}
 	if root.Kind != yaml.MappingNode || root.Tag != "!!map" {
 		return nil, bad(root.Line, "", errConfigSyntax, "want a mapping of setting name: value")
@@ -293,4 +296,17 @@ func tagName(tag string, quoted bool) string {
 		return "a date"
 	}
 	return tag
+}
+
+// duplicateKey is the top-level key on line of a config document.
+func duplicateKey(root *yaml.Node, line int) string {
+	if root == nil {
+		return ""
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Line == line {
+			return root.Content[i].Value
+		}
+	}
+	return ""
 }

@@ -43,6 +43,10 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 			return rerr
 		}
 		imp, ierr := policy.Import(data)
+		if errors.Is(ierr, policy.ErrUnknownFormat) {
+			// Not a foreign format either: the error in ours says more.
+			return &exitError{code: 1, msg: withPath(pos[0], err)}
+		}
 		if ierr != nil {
 			return &exitError{code: 1, msg: withPath(pos[0], ierr)}
 		}

@@ -264,10 +264,11 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 		}
 		return nil
 	}
-	if h, err := policy.NewHolder(path, check); err == nil {
+	h, ownErr := policy.NewHolder(path, check)
+	if ownErr == nil {
 		return h, nil, "", nil
-	} else if !errors.Is(err, policy.ErrUnknownField) && !errors.Is(err, policy.ErrSyntax) {
-		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
+	} else if !errors.Is(ownErr, policy.ErrUnknownField) && !errors.Is(ownErr, policy.ErrSyntax) {
+		return nil, nil, "", policyFileError(path, ownErr)
 	}
 	// Intel ASPS's or Occlum's format, imported again on every reload.
 	// Values written inline in it travel inside the imported policy
@@ -305,10 +306,23 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 		return p, nil
 	}
 	h, err := policy.NewHolderWith(path, parse, check)
+	if errors.Is(err, policy.ErrUnknownFormat) {
+		// Not a foreign format either: the error in ours says more.
+		return nil, nil, "", policyFileError(path, ownErr)
+	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
+		return nil, nil, "", policyFileError(path, err)
 	}
 	return h, nil, vaultAddr, nil
+}
+
+// policyFileError names the policy file once: the policy package's errors
+// usually start with the path already.
+func policyFileError(path string, err error) error {
+	if strings.HasPrefix(err.Error(), path+":") {
+		return fmt.Errorf("policy file %w", err)
+	}
+	return fmt.Errorf("policy file %s: %w", path, err)
 }
 
 func openStore(spec string, vc store.VaultConfig, roleID string) (store.Store, error) {
