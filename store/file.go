@@ -613,12 +613,3 @@ func yamlValue(n *yaml.Node) (rawValue, error) {
 	}
 }
 
-// yamlErr passes on the YAML parser's message: yaml.v3's syntax errors are
-// fixed texts with a line number and do not quote the document.
-func yamlErr(err error) error {
-	msg := err.Error()
-	if strings.ContainsAny(msg, "`") { // type errors quote values
-		return errors.New("YAML error")
-	}
-	return fmt.Errorf("YAML: %s", strings.TrimPrefix(msg, "yaml: "))
-}

@@ -609,6 +609,9 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 		}
 		defer env.Stop()
 		o.Addr, o.ServerAuth = env.Addr, ratls.ServerByPin(env.ServerPin)
+		if err := cf.simID.check(true, claims.TEE(cf.simTEE)); err != nil {
+			return err
+		}
 		if o.Attester, err = cf.simID.attester(env.PKI, claims.TEE(cf.simTEE)); err != nil {
 			return err
 		}

@@ -70,16 +70,6 @@ func teeNoun(t claims.TEE) string {
 	return "enclave"
 }
 
-// changed reports whether any --sim-* flag was given.
-func (s *simIdentityFlags) changed() bool {
-	for _, f := range s.sets {
-		if s.fs != nil && s.fs.Changed(f.name) {
-			return true
-		}
-	}
-	return false
-}
-
 // check refuses --sim-* flags outside dev mode and flags of the other TEE.
 func (s *simIdentityFlags) check(devMode bool, tee claims.TEE) error {
 	if s.fs == nil {
