@@ -612,4 +612,3 @@ func yamlValue(n *yaml.Node) (rawValue, error) {
 		return rawValue{}, errors.New("unsupported YAML value")
 	}
 }
-
