@@ -82,7 +82,7 @@ var helps = map[string]help{
 	"dev": {"[--listen ADDR] [--dev-dir DIR] [--attested-server]",
 		"  asps dev                         # keeps its PKI, policy and pin in --dev-dir\n  asps dev --listen 127.0.0.1:0    # any free port; clients read it from the dev dir"},
 	"fetch": {"[flags] [--] SECRET...",
-		"  asps fetch --dev-dir ~/.local/state/asps/dev demo-key\n  asps fetch --server host:7443 --server-pin HEX --format json db-password api-token\n  asps fetch --dev-dir DIR --sim-mr-enclave HEX --sim-mr-signer HEX --sim-isv-prod-id 7 my-secret"},
+		"  asps fetch --dev-dir ~/.config/asps/dev --format hex demo-key\n  asps fetch --server host:7443 --server-pin HEX --format json db-password api-token\n  asps fetch --dev-dir DIR --sim-mr-enclave HEX --sim-mr-signer HEX --sim-isv-prod-id 7 my-secret"},
 	"whoami": {"[flags]",
 		"  asps whoami --dev-dir DIR\n  asps whoami --dev-dir DIR --tee tdx --format json"},
 	"run": {"[flags] [--env NAME=VAR] [--file NAME=PATH] [--] PROGRAM [ARGS...]",
