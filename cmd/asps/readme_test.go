@@ -117,3 +117,33 @@ func TestReadmeYourFirstApp(t *testing.T) {
 		}
 	}
 }
+
+// TestReadmeTour runs the README's Tour as written, in a fresh home
+// directory, with the dev server in the background (the README runs it in
+// another shell) on a free port.
+func TestReadmeTour(t *testing.T) {
+	script := readmeBlocks(t, "## Tour")[0]
+	home := t.TempDir()
+	var lines []string
+	for _, l := range strings.Split(script, "\n") {
+		switch {
+		case strings.HasPrefix(l, "go build "):
+			continue // runReadme provides ./asps
+		case strings.HasPrefix(l, "./asps dev "):
+			l = "./asps dev --listen 127.0.0.1:0 >dev.out 2>&1 &\nuntil grep -q '^Edit ' dev.out 2>/dev/null; do sleep 0.1; done"
+		}
+		lines = append(lines, strings.ReplaceAll(l, "/tmp/demo-key", home+"/demo-key"))
+	}
+	t.Setenv("HOME", home)
+	t.Setenv("XDG_CONFIG_HOME", "")
+	out := runReadme(t, strings.Join(lines, "\n"))
+	for _, want := range []string{
+		"Secret received: 42-cd-4b-", // demo and fetch
+		"matched_app        demo-enclave",
+		"DB_PASSWORD has 28 characters",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Tour output lacks %q:\n%s", want, out)
+		}
+	}
+}
