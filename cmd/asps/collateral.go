@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/collateral"
+	flag "github.com/spf13/pflag"
 )
 
 func init() {

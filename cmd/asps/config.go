@@ -3,13 +3,13 @@ package main
 import (
 	"errors"
 	"fmt"
-	flag "github.com/spf13/pflag"
 	"io"
 	"os"
 	"regexp"
 	"strings"
 	"time"
 
+	flag "github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/asps-project/asps/internal/yamlstrict"

@@ -2,13 +2,14 @@ package main
 
 import (
 	"errors"
-	flag "github.com/spf13/pflag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	flag "github.com/spf13/pflag"
 )
 
 // configFlags is a flag set with one flag of each type the server has.

@@ -5,7 +5,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	flag "github.com/spf13/pflag"
 	"io"
 	"os"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/asps-project/asps/client"
+	flag "github.com/spf13/pflag"
 	"google.golang.org/grpc/codes"
 )
 

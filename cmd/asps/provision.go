@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	flag "github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"os"
@@ -26,6 +25,7 @@ import (
 	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
+	flag "github.com/spf13/pflag"
 )
 
 func init() {

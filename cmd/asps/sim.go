@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/hex"
 	"fmt"
-	flag "github.com/spf13/pflag"
 	"io"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap/sim"
+	flag "github.com/spf13/pflag"
 )
 
 func init() {
