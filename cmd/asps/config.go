@@ -76,11 +76,28 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
+	// An old spelling (a hidden alias) and its flag are one setting: the
+	// command line's wins over either in the file, and the file may not
+	// give both.
+	canonical := func(name string) string {
+		if f := fs.Lookup(name); f != nil && len(f.Annotations[aliasOf]) == 1 {
+			return f.Annotations[aliasOf][0]
+		}
+		return name
+	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) { set[canonical(f.Name)] = true })
 	var errs []error
+	inFile := map[string]setting{}
 	for _, s := range settings {
-		if set[s.key] {
+		c := canonical(s.key)
+		if prev, dup := inFile[c]; dup {
+			errs = append(errs, &configError{Path: path, Line: s.line, Key: s.key, Reason: errConfigDuplicate,
+				Detail: fmt.Sprintf("the same setting as %s on line %d", prev.key, prev.line)})
+			continue
+		}
+		inFile[c] = s
+		if set[c] {
 			continue
 		}
 		if err := fs.Set(s.key, s.value); err != nil {
