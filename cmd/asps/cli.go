@@ -211,7 +211,18 @@ func newRoot(stdout, stderr io.Writer, ran *bool) *cobra.Command {
 				}
 				return err
 			},
-			ValidArgsFunction: func(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			ValidArgsFunction: func(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+				if len(args) > 0 {
+					if vals := flagValues(n, strings.TrimLeft(args[len(args)-1], "-")); vals != nil && strings.HasPrefix(args[len(args)-1], "-") {
+						var out []cobra.Completion
+						for _, v := range vals {
+							if strings.HasPrefix(v, toComplete) {
+								out = append(out, v)
+							}
+						}
+						return out, cobra.ShellCompDirectiveNoFileComp
+					}
+				}
 				if !strings.HasPrefix(toComplete, "-") {
 					return nil, cobra.ShellCompDirectiveDefault
 				}
@@ -266,6 +277,36 @@ func newRoot(stdout, stderr io.Writer, ran *bool) *cobra.Command {
 	man.Flags().StringVar(&manDir, "dir", "", "write the pages into `DIR`")
 	root.AddCommand(man)
 	return root
+}
+
+// flagValues are the values of a command's enumerated flag, for shell
+// completion (nil: any value).
+func flagValues(cmd, name string) []string {
+	switch name {
+	case "tee":
+		switch cmd {
+		case "collateral fetch":
+			return []string{"sgx", "tdx", "sgx,tdx"}
+		case "server":
+			return nil // a deprecated spelling of --attester
+		}
+		return []string{"sgx", "tdx"}
+	case "attester":
+		if cmd == "server" {
+			return []string{"gramine", "occlum", "tsm"}
+		}
+		return []string{"auto", "gramine", "occlum", "tsm", "sim"}
+	case "log-format":
+		return []string{"json", "text"}
+	case "format":
+		switch cmd {
+		case "fetch":
+			return []string{"raw", "hex", "base64", "intel", "json"}
+		case "whoami", "policy check":
+			return []string{"text", "json"}
+		}
+	}
+	return nil
 }
 
 func subNames(cmd *cobra.Command) string {

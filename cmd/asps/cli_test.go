@@ -455,3 +455,21 @@ func TestAttack_YAMLErrorOnWrongLine(t *testing.T) {
 		})
 	}
 }
+
+// TestCompletionOfFlagValues: enumerated flags complete their values.
+func TestCompletionOfFlagValues(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"__complete", "fetch", "--format", ""}, []string{"raw", "hex", "base64", "intel", "json"}},
+		{[]string{"__complete", "whoami", "--tee", "t"}, []string{"tdx"}},
+		{[]string{"__complete", "server", "--log-format", ""}, []string{"json", "text"}},
+	} {
+		code, out, _ := run(t, tc.args...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || strings.Join(lines[:len(lines)-1], " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%v: %q", tc.args, out)
+		}
+	}
+}
