@@ -302,7 +302,9 @@ func flagValues(cmd, name string) []string {
 		switch cmd {
 		case "fetch":
 			return []string{"raw", "hex", "base64", "intel", "json"}
-		case "whoami", "policy check":
+		case "policy import":
+			return []string{"json", "yaml"}
+		default:
 			return []string{"text", "json"}
 		}
 	}

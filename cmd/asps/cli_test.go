@@ -473,3 +473,36 @@ func TestCompletionOfFlagValues(t *testing.T) {
 		}
 	}
 }
+
+// TestFormatJSONEverywhere: every command with --json also takes --format
+// json (the vocabulary of whoami, fetch and policy check), and --format
+// text turns it off.
+func TestFormatJSONEverywhere(t *testing.T) {
+	dir := t.TempDir()
+	if code, _, stderr := run(t, "sim", "quote", "--out", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	q := filepath.Join(dir, "quote.bin")
+	for _, args := range [][]string{
+		{"quote", "inspect", q},
+		{"quote", "verify", q, "--collateral", filepath.Join(dir, "collateral.json"), "--trust-root", filepath.Join(dir, "root.pem")},
+	} {
+		_, want, _ := run(t, append(args, "--json")...)
+		code, got, stderr := run(t, append(args, "--format", "json")...)
+		if code != 0 || got != want || !json.Valid([]byte(got)) {
+			t.Errorf("%v --format json: exit %d %s %s", args, code, got, stderr)
+		}
+		if _, text, _ := run(t, append(args, "--json", "--format", "text")...); json.Valid([]byte(text)) {
+			t.Errorf("%v --format text is JSON", args)
+		}
+	}
+	for name := range commands {
+		fs := collectFlags(commands[name])
+		if fs.Lookup("json") != nil && fs.Lookup("format") == nil {
+			t.Errorf("%s has --json but no --format", name)
+		}
+	}
+	if code, _, stderr := run(t, "quote", "inspect", q, "--format", "yaml"); code != exitUsage || !strings.Contains(stderr, "want text or json") {
+		t.Errorf("--format yaml: exit %d %s", code, stderr)
+	}
+}

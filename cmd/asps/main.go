@@ -117,6 +117,11 @@ func parseLeading(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	// One vocabulary: every command with --json also takes --format
+	// text|json, as whoami, fetch and policy check do.
+	if j := fs.Lookup("json"); j != nil && j.Value.Type() == "bool" && fs.Lookup("format") == nil {
+		fs.Var(formatJSON{j.Value}, "format", "output `FORMAT`: text or json (json is --json)")
+	}
 	if err := fs.Parse(singleDashCompat(fs, args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -186,4 +191,26 @@ func plainError(err error) string {
 		msg += "\nhint: is the server running at that address? In dev mode start it with `asps dev` (it writes server.addr into its --dev-dir)."
 	}
 	return msg
+}
+
+// formatJSON is --format text|json for a command whose flag is --json.
+type formatJSON struct{ json flag.Value }
+
+func (f formatJSON) String() string {
+	if f.json != nil && f.json.String() == "true" {
+		return "json"
+	}
+	return "text"
+}
+
+func (f formatJSON) Type() string { return "format" }
+
+func (f formatJSON) Set(v string) error {
+	switch v {
+	case "json":
+		return f.json.Set("true")
+	case "text":
+		return f.json.Set("false")
+	}
+	return fmt.Errorf("want text or json, got %s", quoteText(v))
 }
