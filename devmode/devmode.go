@@ -288,6 +288,12 @@ func SelfSignedServerCert(cn string) (tls.Certificate, [32]byte, error) {
 	if err != nil {
 		return tls.Certificate{}, [32]byte{}, err
 	}
+	return SelfSignedServerCertFromKey(cn, k)
+}
+
+// SelfSignedServerCertFromKey is SelfSignedServerCert for a key the caller
+// keeps (so the pin, the key's SPKI hash, survives restarts).
+func SelfSignedServerCertFromKey(cn string, k *ecdsa.PrivateKey) (tls.Certificate, [32]byte, error) {
 	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
 	tmpl := &x509.Certificate{
 		SerialNumber: serial, Subject: pkix.Name{CommonName: cn},

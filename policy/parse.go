@@ -16,6 +16,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/asps-project/asps/internal/yamlstrict"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/asps-project/asps/claims"
@@ -132,108 +133,57 @@ func toJSON(data []byte, format string) ([]byte, error) {
 	return nil, fmt.Errorf("policy: %w %s (want json or yaml)", ErrUnknownFormat, quoteShort(format))
 }
 
-// yamlToJSON converts one YAML document to JSON, keeping key order and the
-// literal text of numbers (so a hex value YAML reads as a number survives).
-// Aliases, merge keys and custom tags are refused: a policy needs none of
-// them, and expanding aliases invites blow-ups.
+// yamlToJSON converts one YAML document to JSON with the project's one
+// strict YAML reader (internal/yamlstrict): key order and the literal text
+// of numbers kept (so a hex value YAML reads as a number survives);
+// aliases, merge keys, custom tags and repeated keys refused, each with its
+// line.
 func yamlToJSON(data []byte) ([]byte, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			return nil, &LoadError{Reason: ErrSyntax, Detail: "empty document"}
+	root, err := yamlstrict.Parse(data)
+	if err == nil {
+		var out []byte
+		if out, err = yamlstrict.ToJSON(root); err == nil {
+			return out, nil
 		}
-		return nil, &LoadError{Reason: ErrSyntax, Detail: "yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
-	var more yaml.Node
-	if err := dec.Decode(&more); err != io.EOF {
-		return nil, &LoadError{Reason: ErrSyntax, Detail: "more than one YAML document"}
+	if errors.Is(err, yamlstrict.ErrEmpty) {
+		return nil, &LoadError{Reason: ErrSyntax, Detail: "empty document"}
 	}
-	var buf bytes.Buffer
-	if err := writeJSON(&buf, &doc, 0); err != nil {
-		return nil, err
+	le := &LoadError{Reason: ErrSyntax, Detail: err.Error()}
+	// Name the app (and field) the problem is in, as the JSON checks do.
+	var ye *yamlstrict.Error
+	if errors.As(err, &ye) && root != nil && len(ye.Path) >= 2 && ye.Path[0] == "apps" {
+		if i, aerr := strconv.Atoi(ye.Path[1]); aerr == nil {
+			le.Index = i + 1
+			le.App = yamlAppID(root, i)
+			le.Field = strings.Join(ye.Path[2:], ".")
+		}
 	}
-	return buf.Bytes(), nil
+	return nil, le
 }
 
-func writeJSON(buf *bytes.Buffer, n *yaml.Node, depth int) error {
-	bad := func(format string, args ...any) error {
-		return &LoadError{Reason: ErrSyntax, Detail: fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}
+// yamlAppID is the id of the i-th app of a policy document, if it has one.
+func yamlAppID(root *yaml.Node, i int) string {
+	apps := yamlField(root, "apps")
+	if apps == nil || apps.Kind != yaml.SequenceNode || i >= len(apps.Content) {
+		return ""
 	}
-	if depth > maxDepth {
-		return bad("nested too deeply")
+	if id := yamlField(apps.Content[i], "id"); id != nil && id.Kind == yaml.ScalarNode {
+		return id.Value
 	}
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) == 0 {
-			buf.WriteString("null")
-			return nil
-		}
-		return writeJSON(buf, n.Content[0], depth)
-	case yaml.AliasNode:
-		return bad("YAML aliases are not supported in policy files")
-	case yaml.SequenceNode:
-		buf.WriteByte('[')
-		for i, c := range n.Content {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			if err := writeJSON(buf, c, depth+1); err != nil {
-				return err
-			}
-		}
-		buf.WriteByte(']')
-		return nil
-	case yaml.MappingNode:
-		buf.WriteByte('{')
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, v := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode || k.ShortTag() == "!!merge" || k.ShortTag() == "!!null" {
-				return bad("keys must be plain names")
-			}
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			writeString(buf, k.Value)
-			buf.WriteByte(':')
-			if err := writeJSON(buf, v, depth+1); err != nil {
-				return err
-			}
-		}
-		buf.WriteByte('}')
-		return nil
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			buf.WriteString("null")
-		case "!!bool":
-			switch strings.ToLower(n.Value) {
-			case "true":
-				buf.WriteString("true")
-			case "false":
-				buf.WriteString("false")
-			default:
-				return bad("%s is not true or false", quoteShort(n.Value))
-			}
-		case "!!int", "!!float":
-			if isJSONNumber(n.Value) {
-				buf.WriteString(n.Value)
-			} else {
-				writeString(buf, n.Value)
-			}
-		case "!!str", "!!binary", "!!timestamp":
-			writeString(buf, n.Value)
-		default:
-			return bad("unsupported YAML tag %s", quoteShort(n.Tag))
-		}
-		return nil
-	}
-	return bad("unsupported YAML node")
+	return ""
 }
 
-func writeString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s) // a string always marshals
-	buf.Write(b)
+func yamlField(m *yaml.Node, key string) *yaml.Node {
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for j := 0; j+1 < len(m.Content); j += 2 {
+		if m.Content[j].Value == key {
+			return m.Content[j+1]
+		}
+	}
+	return nil
 }
 
 func isJSONNumber(s string) bool {

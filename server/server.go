@@ -900,6 +900,8 @@ func whoAmI(c *claims.Claims) *aspsv1.WhoAmIResponse {
 		r.Sgx = &aspsv1.SgxIdentity{
 			MrEnclave: s.MrEnclave, MrSigner: s.MrSigner, IsvProdId: uint32(s.IsvProdID), IsvSvn: uint32(s.IsvSvn),
 			ConfigId: s.ConfigID, ConfigSvn: uint32(s.ConfigSvn), Attributes: s.Attributes, MiscSelect: s.MiscSelect,
+			IsvExtProdId: s.IsvExtProdID, IsvFamilyId: s.IsvFamilyID, CpuSvn: s.CPUSvn,
+			Mode64: s.Mode64, ProvisionKey: s.ProvisionKey, EinittokenKey: s.EInitTokenKey, Kss: s.KSS,
 		}
 	}
 	if t := c.TDX; t != nil {
@@ -907,6 +909,7 @@ func whoAmI(c *claims.Claims) *aspsv1.WhoAmIResponse {
 			MrTd: t.MrTd, Rtmr0: t.Rtmr0, Rtmr1: t.Rtmr1, Rtmr2: t.Rtmr2, Rtmr3: t.Rtmr3,
 			MrConfigId: t.MrConfigID, MrOwner: t.MrOwner, MrOwnerConfig: t.MrOwnerConfig,
 			TdAttributes: t.TdAttributes, Xfam: t.Xfam, MrSeam: t.MrSeam, MrSignerSeam: t.MrSignerSeam, TeeTcbSvn: t.TeeTcbSvn,
+			SeamAttributes: t.SeamAttributes, TeeTcbSvn2: t.TeeTcbSvn2, MrServicetd: t.MrServiceTd,
 		}
 	}
 	return r

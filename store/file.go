@@ -3,20 +3,25 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/asps-project/asps/internal/yamlstrict"
 )
 
 // MaxFileSize bounds the size of a secrets file.
@@ -73,6 +78,9 @@ type File struct {
 
 	mu      sync.RWMutex
 	secrets map[string][]byte
+	digest  string // hex SHA-256 of the content loaded ("" for memory)
+
+	reloadMu sync.Mutex // one Reload at a time: the last read is applied last
 }
 
 var _ Store = (*File)(nil)
@@ -92,11 +100,11 @@ func OpenFile(path string, opts ...FileOption) (*File, error) {
 			f.opts.format = FormatYAML
 		}
 	}
-	m, err := f.load()
+	m, digest, err := f.load()
 	if err != nil {
 		return nil, err
 	}
-	f.secrets = m
+	f.secrets, f.digest = m, digest
 	return f, nil
 }
 
@@ -158,47 +166,123 @@ func (f *File) Reload() error {
 	if f.path == "" {
 		return nil
 	}
-	m, err := f.load()
+	f.reloadMu.Lock()
+	defer f.reloadMu.Unlock()
+	m, digest, err := f.load()
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
-	f.secrets = m
+	f.secrets, f.digest = m, digest
 	f.mu.Unlock()
 	return nil
 }
 
-func (f *File) load() (map[string][]byte, error) {
-	// A regular file only: refused by its path before it is opened (a
-	// FIFO would block the open, and with it start-up or a reload), and
-	// again by what was opened.
-	if fi, err := os.Stat(f.path); err != nil {
+// Digest is the hex SHA-256 of the content in force: the secrets file's
+// version, for logs (never a value).
+func (f *File) Digest() string {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.digest
+}
+
+// Watch reloads the file when it changes (its size, time or content),
+// polling every interval until ctx ends. A file that fails to load leaves
+// the secrets in force and is logged once, with the reason (which names
+// entries and lines, never values); so is a reload that took.
+func (f *File) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
+	if f.path == "" {
+		return
+	}
+	if interval <= 0 {
+		interval = 5 * time.Second
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var lastSize int64 = -1
+	var lastMod time.Time
+	var failed, statErr string
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		fi, err := os.Stat(f.path)
+		if err != nil {
+			if err.Error() != statErr {
+				statErr = err.Error()
+				logger.Warn("secrets file unreadable; keeping the current secrets", "path", f.path, "err", err)
+			}
+			continue
+		}
+		statErr = ""
+		if fi.Size() == lastSize && fi.ModTime().Equal(lastMod) {
+			continue
+		}
+		lastSize, lastMod = fi.Size(), fi.ModTime()
+		data, err := readLimited(f.path)
+		if err != nil {
+			continue // logged by Reload below on the next change
+		}
+		sum := sha256.Sum256(data)
+		digest := hex.EncodeToString(sum[:])
+		if digest == f.Digest() || digest == failed {
+			continue
+		}
+		if err := f.Reload(); err != nil {
+			failed = digest
+			logger.Error("secrets file reload failed; keeping the current secrets", "path", f.path, "err", err)
+			continue
+		}
+		failed = ""
+		logger.Info("secrets file reloaded", "path", f.path, "sha256", f.Digest(), "secrets", len(f.Names()))
+	}
+}
+
+// readLimited reads a regular file of at most MaxFileSize bytes: refused
+// by its path before it is opened (a FIFO would block the open, and with
+// it start-up or a reload), and again by what was opened.
+func readLimited(path string) ([]byte, error) {
+	if fi, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("secrets file: %w", err)
 	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", f.path, fi.Mode().Type())
+		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
-	fh, err := os.Open(f.path)
+	fh, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("secrets file: %w", err)
 	}
 	defer fh.Close()
 	if fi, err := fh.Stat(); err != nil {
-		return nil, fmt.Errorf("secrets file %s: %w", f.path, err)
+		return nil, fmt.Errorf("secrets file %s: %w", path, err)
 	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", f.path, fi.Mode().Type())
+		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", path, fi.Mode().Type())
 	}
 	data, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("secrets file %s: %w", f.path, err)
+		return nil, fmt.Errorf("secrets file %s: %w", path, err)
 	}
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("secrets file %s: larger than %d bytes", f.path, MaxFileSize)
+		return nil, fmt.Errorf("secrets file %s: larger than %d bytes", path, MaxFileSize)
+	}
+	return data, nil
+}
+
+func (f *File) load() (map[string][]byte, string, error) {
+	data, err := readLimited(f.path)
+	if err != nil {
+		return nil, "", err
 	}
 	m, err := parseFile(data, f.opts)
 	if err != nil {
-		return nil, fmt.Errorf("secrets file %s: %w", f.path, err)
+		return nil, "", fmt.Errorf("secrets file %s: %w", f.path, err)
 	}
-	return m, nil
+	sum := sha256.Sum256(data)
+	return m, hex.EncodeToString(sum[:]), nil
 }
 
 // ParseFile parses the content of a secrets file. Errors name entries and
@@ -471,27 +555,15 @@ func lineCol(data []byte, off int64) string {
 // ---- YAML ----
 
 func yamlEntries(data []byte) ([]rawEntry, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("empty file: expected a mapping of secret name to value")
-		}
-		return nil, yamlErr(err)
+	// The project's one strict YAML reader: one document; anchors,
+	// aliases, merge keys, custom tags and repeated names refused, each
+	// with its line (its messages never quote a value).
+	root, err := yamlstrict.Parse(data)
+	if errors.Is(err, yamlstrict.ErrEmpty) {
+		return nil, errors.New("empty file: expected a mapping of secret name to value")
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		if err != nil {
-			return nil, yamlErr(err)
-		}
-		return nil, fmt.Errorf("YAML line %d: more than one document", extra.Line)
-	}
-	root := &doc
-	if root.Kind == yaml.DocumentNode {
-		if len(root.Content) != 1 {
-			return nil, errors.New("empty file: expected a mapping of secret name to value")
-		}
-		root = root.Content[0]
+	if err != nil {
+		return nil, fmt.Errorf("YAML %w", err)
 	}
 	if root.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("YAML line %d: the top level must be a mapping of secret name to value", root.Line)
@@ -552,14 +624,4 @@ func yamlValue(n *yaml.Node) (rawValue, error) {
 	default:
 		return rawValue{}, errors.New("unsupported YAML value")
 	}
-}
-
-// yamlErr passes on the YAML parser's message: yaml.v3's syntax errors are
-// fixed texts with a line number and do not quote the document.
-func yamlErr(err error) error {
-	msg := err.Error()
-	if strings.ContainsAny(msg, "`") { // type errors quote values
-		return errors.New("YAML error")
-	}
-	return fmt.Errorf("YAML: %s", strings.TrimPrefix(msg, "yaml: "))
 }

@@ -259,7 +259,7 @@ func TestAttack_HostileServerTextDrivesTerminal(t *testing.T) {
 	}
 	// The escaped text is still there for the operator to read.
 	dir := startHostile(t, &hostileServer{text: "refused \x1b]0;x\x07"})
-	if _, _, stderr := run(t, "fetch", "--dev-dir", dir, "demo-key"); !strings.Contains(stderr, `PermissionDenied desc = refused \x1b]0;x\x07`) {
+	if _, _, stderr := run(t, "fetch", "--dev-dir", dir, "demo-key"); !strings.Contains(stderr, `refused (PermissionDenied): refused \x1b]0;x\x07`) {
 		t.Fatalf("stderr %q", stderr)
 	}
 }

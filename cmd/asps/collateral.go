@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/collateral"
+	flag "github.com/spf13/pflag"
 )
 
 func init() {
@@ -33,6 +33,8 @@ func init() {
 type collateralList []string
 
 func (l *collateralList) String() string { return strings.Join(*l, ",") }
+
+func (l *collateralList) Type() string { return "list" }
 
 func (l *collateralList) Set(v string) error {
 	for _, p := range strings.Split(v, ",") {
@@ -54,7 +56,8 @@ type collateralClientFlags struct {
 
 func (f *collateralClientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.pccs, "pccs", "", "PCS or PCCS base `URL` (https://api.trustedservices.intel.com, https://pccs:8081)")
-	fs.StringVar(&f.apiKey, "api-key", "", "Intel PCS API key (default $ASPS_PCS_API_KEY; prefer the variable: flags show in ps)")
+	fs.StringVar(&f.apiKey, "pccs-api-key", "", "Intel PCS API key (default $ASPS_PCS_API_KEY; prefer the variable: flags show in ps)")
+	alias(fs, "api-key", "pccs-api-key")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM `FILE` of the CAs of the PCCS's TLS certificate")
 	fs.BoolVar(&f.insecure, "insecure-tls", false, "do not verify the PCCS's TLS certificate (the documents are still verified by signature)")
 	fs.StringVar(&f.rootCRL, "root-crl-url", "", "`URL` of the root CA CRL (default: Intel's for Intel PCS, PCCS/sgx/certification/v4/rootcacrl otherwise)")
@@ -96,10 +99,6 @@ func collateralTrustRoots(path string) ([]*x509.Certificate, error) {
 	return roots, nil
 }
 
-func collateralLogger(stderr io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-}
-
 func collateralFetch(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("collateral fetch", stderr)
 	var cf collateralClientFlags
@@ -111,7 +110,12 @@ func collateralFetch(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "bundle `DIR` to write (created; documents already there are kept unless the fetched ones are newer)")
 	trustRoot := fs.String("trust-root", "", "trust anchor `PEM` replacing Intel's SGX Root CA (tests, the simulator)")
 	atFlag := fs.String("at", "", "verify the documents' dates as of this RFC 3339 time (default now)")
+	logFormat := logFormatFlag(fs, "text")
 	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(*logFormat, stderr, &slog.HandlerOptions{Level: slog.LevelError})
 	if err != nil {
 		return err
 	}
@@ -160,7 +164,7 @@ func collateralFetch(args []string, stdout, stderr io.Writer) error {
 
 	cache, err := collateral.NewCache(collateral.Options{
 		Client: client, Dir: *out, TrustAnchors: roots, Now: now, RefreshInterval: -1, FailureTTL: -1,
-		Logger: collateralLogger(stderr),
+		Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -256,6 +260,7 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&co.UnknownEvery, "unknown-fetch-every", 10*time.Second, "… then one per `D`")
 	fs.IntVar(&ho.ClientBurst, "client-fetch-burst", 8, "with --pccs: upstream fetches one client (IPv4 address, IPv6 /64) may start at once (negative: no limit) …")
 	fs.DurationVar(&ho.ClientEvery, "client-fetch-every", 5*time.Second, "… then one per `D`")
+	logFormat := logFormatFlag(fs, "text")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -285,7 +290,10 @@ func collateralServe(args []string, stdout, stderr io.Writer) error {
 		}
 		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger, err := newLogger(*logFormat, stderr, nil)
+	if err != nil {
+		return err
+	}
 	// Signals are taken over only once start-up is done: until then
 	// SIGTERM and SIGINT end the process as they normally do, whatever
 	// start-up is busy with.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"flag"
 	"os"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/asps-project/asps/dcap/collateral"
 	"github.com/asps-project/asps/ratls"
 	"github.com/prometheus/client_golang/prometheus"
+	flag "github.com/spf13/pflag"
 )
 
 // collateralFlags choose where collateral comes from: one file, a bundle

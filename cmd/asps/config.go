@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +9,10 @@ import (
 	"strings"
 	"time"
 
+	flag "github.com/spf13/pflag"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/asps-project/asps/internal/yamlstrict"
 )
 
 // maxConfigSize bounds a --config file: a few dozen settings.
@@ -75,11 +76,28 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
+	// An old spelling (a hidden alias) and its flag are one setting: the
+	// command line's wins over either in the file, and the file may not
+	// give both.
+	canonical := func(name string) string {
+		if f := fs.Lookup(name); f != nil && len(f.Annotations[aliasOf]) == 1 {
+			return f.Annotations[aliasOf][0]
+		}
+		return name
+	}
 	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	fs.Visit(func(f *flag.Flag) { set[canonical(f.Name)] = true })
 	var errs []error
+	inFile := map[string]setting{}
 	for _, s := range settings {
-		if set[s.key] {
+		c := canonical(s.key)
+		if prev, dup := inFile[c]; dup {
+			errs = append(errs, &configError{Path: path, Line: s.line, Key: s.key, Reason: errConfigDuplicate,
+				Detail: fmt.Sprintf("the same setting as %s on line %d", prev.key, prev.line)})
+			continue
+		}
+		inFile[c] = s
+		if set[c] {
 			continue
 		}
 		if err := fs.Set(s.key, s.value); err != nil {
@@ -132,23 +150,19 @@ var (
 	kindDuration = kind{"duration", `a duration such as "30s" or "5m"`}
 )
 
-// flagType reads a flag's type from its value (flag.Getter); flags of
-// other Value types take strings.
+// flagType reads a flag's type from its value (pflag's Value.Type); flags
+// of other Value types take strings.
 func flagType(f *flag.Flag) kind {
-	g, ok := f.Value.(flag.Getter)
-	if !ok {
-		return kindString
-	}
-	switch g.Get().(type) {
-	case bool:
+	switch f.Value.Type() {
+	case "bool":
 		return kindBool
-	case int, int64:
+	case "int", "int8", "int16", "int32", "int64":
 		return kindInt
-	case uint, uint64:
+	case "uint", "uint8", "uint16", "uint32", "uint64":
 		return kindUint
-	case float64:
+	case "float32", "float64":
 		return kindFloat
-	case time.Duration:
+	case "duration":
 		return kindDuration
 	}
 	return kindString
@@ -165,24 +179,26 @@ func parseConfig(b []byte, path string, fs *flag.FlagSet) ([]setting, error) {
 	bad := func(line int, key string, reason error, format string, args ...any) error {
 		return &configError{Path: path, Line: line, Key: key, Reason: reason, Detail: fmt.Sprintf(format, args...)}
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if err == io.EOF {
-			return nil, nil // an empty file sets nothing
+	// The project's one strict YAML reader (internal/yamlstrict).
+	root, err := yamlstrict.Parse(b)
+	var ye *yamlstrict.Error
+	switch {
+	case errors.Is(err, yamlstrict.ErrEmpty):
+		return nil, nil // an empty file (or only comments) sets nothing
+	case errors.Is(err, yamlstrict.ErrDuplicate) && errors.As(err, &ye):
+		key := ""
+		if len(ye.Path) == 0 {
+			key = duplicateKey(root, ye.Line)
 		}
-		return nil, bad(0, "", errConfigSyntax, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var more yaml.Node
-	if err := dec.Decode(&more); err != io.EOF {
-		return nil, bad(more.Line, "", errConfigSyntax, "more than one YAML document")
-	}
-	if len(doc.Content) == 0 {
-		return nil, nil
-	}
-	root := doc.Content[0]
-	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
-		return nil, nil // only comments
+		return nil, bad(ye.Line, key, errConfigDuplicate, "also on line %d", ye.FirstLine)
+	case errors.As(err, &ye):
+		key := ""
+		if len(ye.Path) > 0 {
+			key = ye.Path[0]
+		}
+		return nil, bad(ye.Line, key, errConfigSyntax, "%s", strings.TrimPrefix(ye.Error(), fmt.Sprintf("line %d: ", ye.Line)))
+	case err != nil:
+		return nil, bad(0, "", errConfigSyntax, "%v", err)
 	}
 	if root.Kind != yaml.MappingNode || root.Tag != "!!map" {
 		return nil, bad(root.Line, "", errConfigSyntax, "want a mapping of setting name: value")
@@ -297,4 +313,17 @@ func tagName(tag string, quoted bool) string {
 		return "a date"
 	}
 	return tag
+}
+
+// duplicateKey is the top-level key on line of a config document.
+func duplicateKey(root *yaml.Node, line int) string {
+	if root == nil {
+		return ""
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Line == line {
+			return root.Content[i].Value
+		}
+	}
+	return ""
 }

@@ -2,13 +2,14 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	flag "github.com/spf13/pflag"
 )
 
 // configFlags is a flag set with one flag of each type the server has.
@@ -181,4 +182,29 @@ func FuzzConfig(f *testing.F) {
 		}
 		_ = applyConfigFile(fs, p)
 	})
+}
+
+// TestAttack_ConfigOldSpellingOverridesCommandLine: a config file's old
+// spelling of a flag (a hidden alias, "tee" for "attester") is the same
+// setting: it does not override the command line's, and a file may not
+// give both spellings.
+func TestAttack_ConfigOldSpellingOverridesCommandLine(t *testing.T) {
+	mk := func() (*flag.FlagSet, *string) {
+		fs := configFlags()
+		v := fs.String("attester", "", "")
+		alias(fs, "tee", "attester")
+		return fs, v
+	}
+	fs, v := mk()
+	if _, err := parseInterspersed(fs, []string{"--attester", "tsm"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := applyConfigFile(fs, writeConfig(t, "c.yaml", "tee: gramine\n")); err != nil || *v != "tsm" {
+		t.Fatalf("attester %q err %v, want the command line's tsm", *v, err)
+	}
+	fs, _ = mk()
+	err := applyConfigFile(fs, writeConfig(t, "c.yaml", "tee: gramine\nattester: occlum\n"))
+	if !errors.Is(err, errConfigDuplicate) || !strings.Contains(err.Error(), "the same setting as tee on line 1") {
+		t.Fatalf("both spellings: %v", err)
+	}
 }

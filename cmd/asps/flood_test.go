@@ -26,6 +26,8 @@ type serverProcess struct {
 	cmd                         *exec.Cmd
 	addr, pin, dir, audit, http string
 	stderrBytes                 atomic.Int64
+	logs                        lockedBuffer // stderr
+	stdout                      lockedBuffer
 }
 
 func startServerProcess(t *testing.T, extra ...string) *serverProcess {
@@ -79,6 +81,7 @@ func startServerProcess(t *testing.T, extra ...string) *serverProcess {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			p.stdout.Write([]byte(sc.Text() + "\n"))
 			if v, ok := strings.CutPrefix(sc.Text(), "server key pin (give clients --server-pin): "); ok {
 				pinCh <- v
 			}
@@ -89,6 +92,7 @@ func startServerProcess(t *testing.T, extra ...string) *serverProcess {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			p.stderrBytes.Add(int64(len(sc.Bytes()) + 1))
+			p.logs.Write([]byte(sc.Text() + "\n"))
 			var l struct{ Msg, Addr string }
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "asps server listening" {
 				addrCh <- l.Addr

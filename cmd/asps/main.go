@@ -4,18 +4,21 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/asps-project/asps/client"
+	flag "github.com/spf13/pflag"
+	"google.golang.org/grpc/codes"
 )
 
-// command is one subcommand (or a group such as "quote verify").
+// command is one subcommand (or a group's subcommand such as "quote
+// verify"). Its run parses its own flags with newFlags; the command tree,
+// help, completion and man pages come from cobra (see cli.go).
 type command struct {
 	name    string // "quote verify"
 	summary string
@@ -35,41 +38,35 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.msg }
 
+// Exit codes: one vocabulary for every command.
+const (
+	exitOK     = 0 // success
+	exitFailed = 1 // refused, rejected or failed
+	exitUsage  = 2 // the command line is wrong
+)
+
+// usageError is a command line the command cannot run (exit 2).
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, msg: fmt.Sprintf(format, args...)}
+}
+
 func main() {
 	os.Exit(runMain(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func runMain(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout)
-		return 0
+// exitCode is the one place that maps an error to the process exit code:
+// nil and a help request 0, a usage error 2, an exitError its own code,
+// anything else (refused, rejected, failed) 1.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ee):
+		return ee.code
+	default:
+		return exitFailed
 	}
-	// Longest match: "quote verify" before "quote".
-	for n := min(len(args), 2); n >= 1; n-- {
-		c, ok := commands[strings.Join(args[:n], " ")]
-		if !ok {
-			continue
-		}
-		err := c.run(args[n:], stdout, stderr)
-		var ee *exitError
-		switch {
-		case err == nil:
-			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.As(err, &ee):
-			if ee.msg != "" {
-				fmt.Fprintln(stderr, "asps "+c.name+": "+terminalText(ee.msg))
-			}
-			return ee.code
-		default:
-			fmt.Fprintln(stderr, "asps "+c.name+": "+terminalText(err.Error()))
-			return 1
-		}
-	}
-	fmt.Fprintf(stderr, "asps: unknown command %q\n\n", strings.Join(args[:min(len(args), 2)], " "))
-	usage(stderr)
-	return 2
 }
 
 // terminalText escapes the control characters of an error message line by
@@ -89,43 +86,131 @@ func terminalText(s string) string {
 // act on.
 func quoteText(s string) string { return strconv.Quote(s) }
 
-func usage(w io.Writer) {
-	fmt.Fprintln(w, "asps — attestation and secret provisioning for SGX and TDX")
-	fmt.Fprintln(w, "\nUsage: asps COMMAND [flags]\n\nCommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-22s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, "\nRun 'asps COMMAND -h' for a command's flags.")
-}
-
 // newFlags returns a flag set that reports errors instead of exiting.
+// While the command tree is built (see collectFlags), stderr is a
+// *flagCollector and the set is handed to it, so help, completion and man
+// pages list the same flags the command parses.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("asps "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {} // help is cobra's (runMain prints it on flag.ErrHelp)
+	if c, ok := stderr.(*flagCollector); ok {
+		c.fs = fs
+	}
 	return fs
 }
 
 // parseInterspersed parses flags that may follow positional arguments
-// ("asps quote verify q.bin --json"), returning the positionals.
+// ("asps quote verify q.bin --json"), returning the positionals. After
+// "--" everything is positional: "asps fetch -- a --out x" asks for the
+// secrets "a", "--out" and "x".
 func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
+	return parseFlags(fs, args)
+}
+
+// parseLeading parses flags up to the first positional argument (or "--"),
+// returning it and everything after it untouched: "asps run --env a=B --
+// prog --flag".
+func parseLeading(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetInterspersed(false)
+	return parseFlags(fs, args)
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	// One vocabulary: every command with --json also takes --format
+	// text|json, as whoami, fetch and policy check do.
+	if j := fs.Lookup("json"); j != nil && j.Value.Type() == "bool" && fs.Lookup("format") == nil {
+		fs.Var(formatJSON{j.Value}, "format", "output `FORMAT`: text or json (json is --json)")
+	}
+	if err := fs.Parse(singleDashCompat(fs, args)); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		return nil, usageError("%v", err)
 	}
+	return fs.Args(), nil
+}
+
+// singleDashCompat keeps the Go-style spelling "-server ADDR" of the
+// hand-rolled CLI working: a single-dash word naming a long flag of fs
+// becomes "--server". Nothing after "--" (or, for a non-interspersed set,
+// after the first positional) is touched.
+func singleDashCompat(fs *flag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if len(name) > 1 && fs.Lookup(name) != nil {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// maxShownMessage bounds how much of a server's message is shown.
+const maxShownMessage = 2048
+
+// plainError is err's message for a person: a gRPC status reads
+// "refused (PermissionDenied): …" or "server unreachable (Unavailable): …"
+// instead of "rpc error: code = … desc = …", and an unreachable dev
+// server comes with a hint.
+func plainError(err error) string {
+	msg := err.Error()
+	var se *client.ServerError
+	if !errors.As(err, &se) {
+		return msg
+	}
+	raw := se.Error() // as it appears inside msg
+	var what string
+	switch se.Code {
+	case codes.Unavailable:
+		what = "server unreachable"
+	case codes.DeadlineExceeded:
+		what = "timed out"
+	case codes.PermissionDenied, codes.Unauthenticated, codes.NotFound, codes.InvalidArgument,
+		codes.FailedPrecondition, codes.ResourceExhausted, codes.OutOfRange, codes.AlreadyExists:
+		what = "refused"
+	default:
+		what = "failed"
+	}
+	text := client.EscapeText(se.Message)
+	if len(text) > maxShownMessage {
+		cut := maxShownMessage
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut] + "…"
+	}
+	msg = strings.Replace(msg, raw, fmt.Sprintf("%s (%s): %s", what, se.Code, text), 1)
+	if se.Code == codes.Unavailable {
+		msg += "\nhint: is the server running at that address? In dev mode start it with `asps dev` (it writes server.addr into its --dev-dir)."
+	}
+	return msg
+}
+
+// formatJSON is --format text|json for a command whose flag is --json.
+type formatJSON struct{ json flag.Value }
+
+func (f formatJSON) String() string {
+	if f.json != nil && f.json.String() == "true" {
+		return "json"
+	}
+	return "text"
+}
+
+func (f formatJSON) Type() string { return "format" }
+
+func (f formatJSON) Set(v string) error {
+	switch v {
+	case "json":
+		return f.json.Set("true")
+	case "text":
+		return f.json.Set("false")
+	}
+	return fmt.Errorf("want text or json, got %s", quoteText(v))
 }

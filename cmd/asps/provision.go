@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +25,7 @@ import (
 	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
+	flag "github.com/spf13/pflag"
 )
 
 func init() {
@@ -99,12 +98,17 @@ func demo(args []string, stdout, stderr io.Writer) error {
 func dev(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("dev", stderr)
 	listen := fs.String("listen", "127.0.0.1:7443", "listen `ADDR`")
-	dir := fs.String("dir", defaultDevDir(), "keep the simulator PKI, the policy and the server pin in `DIR`")
+	dir := fs.String("dev-dir", defaultDevDir(), "keep the simulator PKI, the policy and the server pin in `DIR`")
+	alias(fs, "dir", "dev-dir")
 	attested := fs.Bool("attested-server", false, "the server presents an RA-TLS certificate from a simulated enclave, so workloads attest it too (mutual attestation)")
+	logFormat := logFormatFlag(fs, "text")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	logger, err := newLogger(*logFormat, stderr, nil)
+	if err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env, err := devmode.Start(ctx, devmode.Options{Listen: *listen, Dir: *dir, Logger: logger, AttestedServer: *attested})
@@ -113,23 +117,41 @@ func dev(args []string, stdout, stderr io.Writer) error {
 	}
 	defer env.Stop()
 	go env.Policy.Watch(ctx, time.Second, logger)
-	go reloadOnHUP(ctx, func() error { return env.Policy.Reload() }, logger)
+	go reloadOnHUP(ctx, logger, reloader{"policy", func() error { return env.Policy.Reload() }})
 	logger.Warn("DEV MODE: this server trusts the asps SIMULATOR root; simulated enclaves are accepted. Never use it for real secrets.")
 	attestFlag := ""
 	if *attested {
 		attestFlag = fmt.Sprintf(" --server-mr-enclave %x", devmode.DemoServerMrEnclave)
 	}
+	self := invokedAs()
 	fmt.Fprintf(stdout, `asps dev server on %s (simulator root; demo policy %s)
 server key pin: %x
 
 Next, in another shell:
-  asps fetch --server %s --dev-dir %s%s demo-key db-password
-  asps whoami --server %s --dev-dir %s%s
+  %s fetch --server %s --dev-dir %s%s --format hex demo-key db-password
+  %s whoami --server %s --dev-dir %s%s
 Edit %s and the server reloads it.
-`, env.Addr, env.PolicyPath, env.ServerPin, env.Addr, *dir, attestFlag, env.Addr, *dir, attestFlag, env.PolicyPath)
+`, env.Addr, env.PolicyPath, env.ServerPin, self, env.Addr, shellQuote(*dir), attestFlag, self, env.Addr, shellQuote(*dir), attestFlag, env.PolicyPath)
 	<-ctx.Done()
 	logger.Info("shutting down")
 	return nil
+}
+
+// invokedAs is the binary as the user ran it ("./asps", "asps",
+// "/usr/local/bin/asps"), for commands printed to be pasted.
+func invokedAs() string {
+	if len(os.Args) == 0 || os.Args[0] == "" || strings.HasSuffix(os.Args[0], ".test") {
+		return "asps"
+	}
+	return shellQuote(os.Args[0])
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=+@%,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func defaultDevDir() string {
@@ -139,7 +161,15 @@ func defaultDevDir() string {
 	return filepath.Join(os.TempDir(), "asps-dev")
 }
 
-func reloadOnHUP(ctx context.Context, reload func() error, logger *slog.Logger) {
+// reloader is one file a SIGHUP reloads: "policy", "secrets file".
+type reloader struct {
+	what   string
+	reload func() error
+}
+
+// reloadOnHUP reloads each file on SIGHUP; a file that fails keeps its
+// old content in force, and the log says why.
+func reloadOnHUP(ctx context.Context, logger *slog.Logger, rs ...reloader) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, syscall.SIGHUP)
 	defer signal.Stop(ch)
@@ -148,10 +178,12 @@ func reloadOnHUP(ctx context.Context, reload func() error, logger *slog.Logger) 
 		case <-ctx.Done():
 			return
 		case <-ch:
-			if err := reload(); err != nil {
-				logger.Error("policy reload on SIGHUP failed; the old policy stays in force", "err", err)
-			} else {
-				logger.Info("policy reloaded on SIGHUP")
+			for _, r := range rs {
+				if err := r.reload(); err != nil {
+					logger.Error(r.what+" reload on SIGHUP failed; the old "+r.what+" stays in force", "err", err)
+				} else {
+					logger.Info(r.what + " reloaded on SIGHUP")
+				}
 			}
 		}
 	}
@@ -171,6 +203,7 @@ type clientFlags struct {
 	serverRtmr                                  rtmrFlags
 	serverCollateral                            collateralFlags
 	tee, devDir, simTEE                         string
+	simID                                       simIdentityFlags
 	timeout                                     time.Duration
 	// sessionEvidence sends a fresh quote over the connection's TLS
 	// exporter after the handshake (apps with binding: tcg-nonce).
@@ -181,6 +214,8 @@ type clientFlags struct {
 type rtmrFlags [3]string
 
 func (r *rtmrFlags) String() string { return "" }
+
+func (r *rtmrFlags) Type() string { return "I=HEX" }
 
 func (r *rtmrFlags) Set(v string) error {
 	i, h, ok := strings.Cut(v, "=")
@@ -209,9 +244,12 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverCollateral.pccs, "server-pccs", "", "PCS/PCCS `URL` for the collateral of the server's quote")
 	fs.StringVar(&f.serverCollateral.dir, "server-collateral-dir", "", "collateral bundle `DIR` for the server's quote")
 	fs.BoolVar(&f.sessionEvidence, "session-evidence", false, "after the handshake, send a second quote bound to this connection (its TLS exporter), so a recorded quote cannot be replayed; required by apps whose policy sets binding: tcg-nonce")
-	fs.StringVar(&f.tee, "tee", "auto", "where evidence comes from: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
-	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --tee sim")
-	fs.StringVar(&f.simTEE, "sim-tee", "sgx", "dev mode: simulate an sgx enclave or a tdx trust domain")
+	fs.StringVar(&f.tee, "attester", "auto", "`NAME` of the evidence source: auto (detect), gramine, occlum, tsm (TDX configfs-tsm), or sim (dev mode only, with --dev-dir)")
+	fs.StringVar(&f.devDir, "dev-dir", "", "dev mode: the `DIR` of `asps dev` (simulator PKI and server pin); implies --attester sim")
+	f.simTEE = "sgx"
+	fs.Var(teeValue{f}, "tee", "dev mode: simulate an `sgx` enclave or a tdx trust domain")
+	alias(fs, "sim-tee", "tee")
+	f.simID.register(fs)
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after `D`")
 }
 
@@ -233,7 +271,7 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 		}
 		b, err := os.ReadFile(filepath.Join(f.devDir, "server.addr"))
 		if err != nil {
-			return nil, &exitError{code: 2, msg: "--server is required (no server.addr in --dev-dir)"}
+			return nil, usageError("--server is required: %s has no server.addr (start `asps dev --dev-dir %s` first, or give --server ADDR)", f.devDir, shellQuote(f.devDir))
 		}
 		f.server = strings.TrimSpace(string(b))
 	}
@@ -370,22 +408,51 @@ func (f *clientFlags) serverByRATLS() (ratls.ServerAuth, *client.ServerJudge, er
 	return ratls.ServerByRATLS(v), judge, nil
 }
 
+// teeValue is the client's --tee: sgx or tdx, the simulated TEE. For the
+// scripts of the hand-rolled CLI, where --tee named the attester, an
+// attester name (auto, gramine, occlum, tsm, sim) still sets --attester.
+type teeValue struct{ f *clientFlags }
+
+func (t teeValue) String() string {
+	if t.f == nil {
+		return "sgx"
+	}
+	return t.f.simTEE
+}
+
+func (t teeValue) Type() string { return "tee" }
+
+func (t teeValue) Set(v string) error {
+	switch v {
+	case "sgx", "tdx":
+		t.f.simTEE = v
+	case "auto", "gramine", "occlum", "tsm", "sim":
+		t.f.tee = v
+	default:
+		return fmt.Errorf("want sgx or tdx, got %s", quoteText(v))
+	}
+	return nil
+}
+
 func (f *clientFlags) attester() (attest.Attester, error) {
 	tee := f.tee
 	if f.devDir != "" {
 		tee = "sim"
 	}
+	if err := f.simID.check(tee == "sim", claims.TEE(f.simTEE)); err != nil {
+		return nil, err
+	}
 	switch tee {
 	case "sim":
 		if f.devDir == "" {
-			return nil, &exitError{code: 2, msg: "--tee sim needs --dev-dir (the simulator PKI of `asps dev`)"}
+			return nil, &exitError{code: 2, msg: "--attester sim needs --dev-dir (the simulator PKI of `asps dev`)"}
 		}
 		pki, err := sim.LoadPKI(filepath.Join(f.devDir, "pki"))
 		if err != nil {
 			return nil, fmt.Errorf("simulator PKI: %w", err)
 		}
 		t := claims.TEE(f.simTEE)
-		return devmode.Attester(pki, t, devmode.DemoIdentity(t))
+		return f.simID.attester(pki, t)
 	case "auto":
 		return attest.Detect()
 	default:
@@ -398,13 +465,21 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	var cf clientFlags
 	cf.register(fs)
 	out := fs.String("out", "", "write each secret to `DIR`/NAME (mode 0600) instead of stdout")
-	format := fs.String("format", "raw", "stdout format: raw, hex, base64, or intel (\"Secret received: 42-cd-…\")")
+	format := fs.String("format", "raw", "stdout `FORMAT`: raw (one secret's bytes), hex, base64, intel (\"Secret received: 42-cd-…\") or json; with several secrets each line is labelled \"NAME: \"")
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(names) == 0 {
-		return &exitError{code: 2, msg: "usage: asps fetch --server ADDR (--server-pin HEX | --server-ca PEM) NAME..."}
+		return usageError("no secret named; usage: asps fetch --server ADDR (--server-pin HEX | --server-ca PEM) SECRET...")
+	}
+	switch *format {
+	case "raw", "hex", "base64", "intel", "json":
+	default:
+		return usageError("--format: raw, hex, base64, intel or json, not %s", quoteText(*format))
+	}
+	if *format == "raw" && *out == "" && len(names) > 1 {
+		return usageError("--format raw prints one secret's bytes; for %d secrets use --format hex, base64 or json, or --out DIR", len(names))
 	}
 	ctx, c, done, err := cf.connect()
 	if err != nil {
@@ -415,36 +490,17 @@ func fetch(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *out == "" {
+		return printSecrets(stdout, stderr, secrets, *format)
+	}
 	for _, s := range secrets {
-		if *out != "" {
-			if s.Name != filepath.Base(s.Name) || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, `/\`) {
-				return &exitError{code: 2, msg: fmt.Sprintf("--out: secret name %q cannot be a file name in %s", s.Name, *out)}
-			}
-			if err := writeSecretFile(filepath.Join(*out, s.Name), s.Value); err != nil {
-				return err
-			}
-			fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(*out, s.Name))
-			continue
+		if s.Name != filepath.Base(s.Name) || s.Name == "." || s.Name == ".." || strings.ContainsAny(s.Name, `/\`) {
+			return &exitError{code: 2, msg: fmt.Sprintf("--out: secret name %q cannot be a file name in %s", s.Name, *out)}
 		}
-		switch *format {
-		case "raw":
-			if isTerminal(stdout) {
-				// A value is the server's bytes: on a terminal they could
-				// drive it. Piped or redirected, they pass untouched.
-				fmt.Fprintf(stderr, "asps fetch: stdout is a terminal: %s is shown with control characters escaped (redirect it, or use --format hex, for its bytes)\n", quoteText(s.Name))
-				fmt.Fprintln(stdout, client.EscapeText(string(s.Value)))
-				continue
-			}
-			stdout.Write(s.Value)
-		case "hex":
-			fmt.Fprintln(stdout, hex.EncodeToString(s.Value))
-		case "base64":
-			fmt.Fprintln(stdout, base64.StdEncoding.EncodeToString(s.Value))
-		case "intel":
-			fmt.Fprintln(stdout, secretLine(s.Value))
-		default:
-			return &exitError{code: 2, msg: "--format: raw, hex, base64 or intel"}
+		if err := writeSecretFile(filepath.Join(*out, s.Name), s.Value); err != nil {
+			return err
 		}
+		fmt.Fprintf(stderr, "wrote %s\n", filepath.Join(*out, s.Name))
 	}
 	return nil
 }
@@ -502,8 +558,12 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("whoami", stderr)
 	var cf clientFlags
 	cf.register(fs)
+	format := fs.String("format", "text", "output `FORMAT`: text or json")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
+	}
+	if *format != "text" && *format != "json" {
+		return usageError("--format: text or json, not %s", quoteText(*format))
 	}
 	ctx, c, done, err := cf.connect()
 	if err != nil {
@@ -514,25 +574,12 @@ func whoami(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *format == "json" {
+		return writeJSON(stdout, whoamiFields(w, func(s string) string { return s }))
+	}
 	// Every text field is the server's: escaped, so it cannot drive the
 	// terminal.
-	esc := client.EscapeText
-	fmt.Fprintf(stdout, "tee %s  status %s  simulated %v  debug %v\n", esc(w.GetTee()), esc(w.GetTcbStatus()), w.GetSimulated(), w.GetDebug())
-	if s := w.GetSgx(); s != nil {
-		fmt.Fprintf(stdout, "mr_enclave %x\nmr_signer  %x\nisv_prod_id %d  isv_svn %d\n", s.GetMrEnclave(), s.GetMrSigner(), s.GetIsvProdId(), s.GetIsvSvn())
-	}
-	if t := w.GetTdx(); t != nil {
-		fmt.Fprintf(stdout, "mr_td %x\nrtmr0 %x\n", t.GetMrTd(), t.GetRtmr0())
-	}
-	if w.GetMatchedApp() == "" {
-		fmt.Fprintf(stdout, "matched no app: %s\n", esc(w.GetMatchError()))
-		return nil
-	}
-	names := make([]string, len(w.GetSecretNames()))
-	for i, n := range w.GetSecretNames() {
-		names[i] = esc(n)
-	}
-	fmt.Fprintf(stdout, "app %s may read: %s\n", esc(w.GetMatchedApp()), strings.Join(names, ", "))
+	printFields(stdout, whoamiFields(w, client.EscapeText), "")
 	return nil
 }
 
@@ -562,7 +609,10 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 		}
 		defer env.Stop()
 		o.Addr, o.ServerAuth = env.Addr, ratls.ServerByPin(env.ServerPin)
-		if o.Attester, err = devmode.Attester(env.PKI, claims.SGX, devmode.DemoIdentity(claims.SGX)); err != nil {
+		if err := cf.simID.check(true, claims.TEE(cf.simTEE)); err != nil {
+			return err
+		}
+		if o.Attester, err = cf.simID.attester(env.PKI, claims.TEE(cf.simTEE)); err != nil {
 			return err
 		}
 	} else {

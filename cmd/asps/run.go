@@ -18,6 +18,8 @@ type mapping []struct{ name, target string }
 
 func (m *mapping) String() string { return fmt.Sprint(*m) }
 
+func (m *mapping) Type() string { return "NAME=TARGET" }
+
 func (m *mapping) Set(v string) error {
 	name, target, ok := strings.Cut(v, "=")
 	if !ok || name == "" || target == "" {
@@ -121,13 +123,11 @@ func runCmd(args []string, stdout, stderr io.Writer) error {
 	var p runPlan
 	fs.Var(&p.env, "env", "put secret NAME in environment variable VAR (`NAME=VAR`, repeatable)")
 	fs.Var(&p.files, "file", "write secret NAME to PATH, mode 0600 (`NAME=PATH`, repeatable)")
-	if err := fs.Parse(args); err != nil {
+	argv, err := parseLeading(fs, args)
+	if err != nil {
 		return err
 	}
-	p.argv = fs.Args()
-	if len(p.argv) > 0 && p.argv[0] == "--" {
-		p.argv = p.argv[1:]
-	}
+	p.argv = argv
 	if len(p.argv) == 0 || len(p.names()) == 0 {
 		return &exitError{code: 2, msg: "usage: asps run --server ADDR (--server-pin HEX | --server-ca PEM) [--env NAME=VAR] [--file NAME=PATH] -- CMD [ARGS]"}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -23,7 +25,6 @@ import (
 	"github.com/asps-project/asps/attest"
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/dcap"
-	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/server"
@@ -56,7 +57,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	cf.register(fs, true)
 	tlsCert := fs.String("tls-cert", envDefault("ASPS_TLS_CERT", ""), "server certificate `PEM` (default: a fresh self-signed one; its pin is printed)")
 	tlsKey := fs.String("tls-key", envDefault("ASPS_TLS_KEY", ""), "server key `PEM`")
-	serverTEE := fs.String("tee", envDefault("ASPS_TEE", ""), "the server runs in a TEE (gramine, occlum, tsm): present an RA-TLS certificate so workloads can attest it [ASPS_TEE]")
+	serverTEE := fs.String("attester", envDefault("ASPS_ATTESTER", envDefault("ASPS_TEE", "")), "the server runs in a TEE and gets its evidence from `ATTESTER` (gramine, occlum, tsm): present an RA-TLS certificate so workloads can attest it [ASPS_ATTESTER]")
+	alias(fs, "tee", "attester")
 	auditPath := fs.String("audit", envDefault("ASPS_AUDIT", ""), "append audit records (JSON lines) to `FILE` [ASPS_AUDIT]")
 	metricsAddr := fs.String("metrics-listen", envDefault("ASPS_METRICS_LISTEN", ""), "serve Prometheus /metrics and /healthz on `ADDR`")
 	simRoot := fs.String("insecure-simulator-root", "", "INSECURE, dev only: trust this simulator root `PEM` instead of Intel's")
@@ -69,6 +71,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	auditMaxSize := fs.Int("audit-max-size", audit.DefaultRotation.MaxSizeMB, "rotate the audit file at this many `MB`")
 	auditMaxBackups := fs.Int("audit-max-backups", audit.DefaultRotation.MaxBackups, "rotated audit files to keep")
 	auditMaxAge := fs.Int("audit-max-age", 0, "remove rotated audit files older than this many `days` (0: by count only)")
+	stateDir := fs.String("state-dir", defaultStateDir(), "without --tls-cert, keep the generated server key in `DIR`, so its pin survives restarts [ASPS_STATE_DIR, STATE_DIRECTORY, XDG_STATE_HOME/asps]")
+	logFormat := logFormatFlag(fs, "json")
 	configPath := fs.String("config", envDefault("ASPS_CONFIG", ""), "read settings from a YAML/JSON `FILE` of flag name → value; flags given on the command line win [ASPS_CONFIG]")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return err
@@ -78,7 +82,10 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 			return &exitError{code: 2, msg: err.Error()}
 		}
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logger, err := newLogger(*logFormat, stderr, nil)
+	if err != nil {
+		return err
+	}
 	if *policyPath == "" {
 		return &exitError{code: 2, msg: "--policy is required"}
 	}
@@ -133,7 +140,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	// (unless an app sets allow_debug) with a reason and an audit record.
 	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true})
 
-	cert, err := serverCertificate(*tlsCert, *tlsKey, *serverTEE, stdout)
+	cert, err := serverCertificate(*tlsCert, *tlsKey, *serverTEE, *stateDir, stdout, logger)
 	if err != nil {
 		return err
 	}
@@ -160,7 +167,13 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go holder.Watch(ctx, 2*time.Second, logger)
-	go reloadOnHUP(ctx, holder.Reload, logger)
+	reloaders := []reloader{{"policy", holder.Reload}}
+	if sf, ok := st.(*store.File); ok && sf.Path() != "" {
+		// The secrets file reloads like the policy: on change and SIGHUP.
+		go sf.Watch(ctx, 2*time.Second, logger)
+		reloaders = append(reloaders, reloader{"secrets file", sf.Reload})
+	}
+	go reloadOnHUP(ctx, logger, reloaders...)
 	if *metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", server.MetricsHandler(reg))
@@ -245,10 +258,11 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 		}
 		return nil
 	}
-	if h, err := policy.NewHolder(path, check); err == nil {
+	h, ownErr := policy.NewHolder(path, check)
+	if ownErr == nil {
 		return h, nil, "", nil
-	} else if !errors.Is(err, policy.ErrUnknownField) && !errors.Is(err, policy.ErrSyntax) {
-		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
+	} else if !errors.Is(ownErr, policy.ErrUnknownField) && !errors.Is(ownErr, policy.ErrSyntax) {
+		return nil, nil, "", policyFileError(path, ownErr)
 	}
 	// Intel ASPS's or Occlum's format, imported again on every reload.
 	// Values written inline in it travel inside the imported policy
@@ -286,10 +300,23 @@ func loadServerPolicy(path string, dev bool, logger *slog.Logger) (*policy.Holde
 		return p, nil
 	}
 	h, err := policy.NewHolderWith(path, parse, check)
+	if errors.Is(err, policy.ErrUnknownFormat) {
+		// Not a foreign format either: the error in ours says more.
+		return nil, nil, "", policyFileError(path, ownErr)
+	}
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("policy %s: %w", path, err)
+		return nil, nil, "", policyFileError(path, err)
 	}
 	return h, nil, vaultAddr, nil
+}
+
+// policyFileError names the policy file once: the policy package's errors
+// usually start with the path already.
+func policyFileError(path string, err error) error {
+	if strings.HasPrefix(err.Error(), path+":") {
+		return fmt.Errorf("policy file %w", err)
+	}
+	return fmt.Errorf("policy file %s: %w", path, err)
 }
 
 func openStore(spec string, vc store.VaultConfig, roleID string) (store.Store, error) {
@@ -308,11 +335,16 @@ func openStore(spec string, vc store.VaultConfig, roleID string) (store.Store, e
 	return nil, &exitError{code: 2, msg: "--store: file:PATH or vault"}
 }
 
-func serverCertificate(certPath, keyPath, tee string, stdout io.Writer) (tls.Certificate, error) {
+// serverCertificate is the server's TLS certificate: an RA-TLS one from its
+// TEE (--attester), the operator's (--tls-cert), or a self-signed one for
+// the key kept in the state directory. The pin is printed on stdout (for
+// scripts) and logged as a record (for log collectors), never mixed into
+// the log stream as plain text.
+func serverCertificate(certPath, keyPath, tee, stateDir string, stdout io.Writer, logger *slog.Logger) (tls.Certificate, error) {
 	if tee != "" {
 		a, err := attest.ByName(tee)
 		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("--tee: %w", err)
+			return tls.Certificate{}, fmt.Errorf("--attester: %w", err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -320,9 +352,11 @@ func serverCertificate(certPath, keyPath, tee string, stdout io.Writer) (tls.Cer
 		// current collateral on every connection.
 		c, err := ratls.NewCertificate(ctx, a, ratls.CertOptions{SubjectCN: "asps server", Validity: 365 * 24 * time.Hour})
 		if err != nil {
-			return c, fmt.Errorf("--tee: RA-TLS certificate: %w", err)
+			return c, fmt.Errorf("--attester: RA-TLS certificate: %w", err)
 		}
-		fmt.Fprintf(stdout, "server RA-TLS certificate from %s; key pin %x\n", a.Name(), ratls.SPKIHash(c.Leaf))
+		pin := ratls.SPKIHash(c.Leaf)
+		fmt.Fprintf(stdout, "server RA-TLS certificate from %s; key pin %x\n", a.Name(), pin)
+		logger.Info("server key pin", "pin", hex.EncodeToString(pin[:]), "certificate", "ra-tls", "attester", a.Name())
 		return c, nil
 	}
 	if certPath != "" {
@@ -335,10 +369,11 @@ func serverCertificate(certPath, keyPath, tee string, stdout io.Writer) (tls.Cer
 		}
 		return c, nil
 	}
-	c, pin, err := devmode.SelfSignedServerCert("asps server")
+	c, pin, created, err := stateServerCert(stateDir)
 	if err != nil {
 		return c, err
 	}
 	fmt.Fprintf(stdout, "server key pin (give clients --server-pin): %x\n", pin)
+	logger.Info("server key pin", "pin", hex.EncodeToString(pin[:]), "certificate", "self-signed", "key", filepath.Join(stateDir, serverKeyFile), "generated", created)
 	return c, nil
 }

@@ -296,7 +296,8 @@ func testDevCommand(t *testing.T, attested bool) {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, "asps fetch ") {
+			// Printed as the binary was invoked, to be pasted as is.
+			if l := strings.TrimSpace(sc.Text()); strings.HasPrefix(l, bin+" fetch ") {
 				next <- l
 			}
 		}

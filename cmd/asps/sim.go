@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/dcap/sim"
+	flag "github.com/spf13/pflag"
 )
 
 func init() {
@@ -46,6 +46,9 @@ func (h *hexValue) Set(s string) error {
 	return nil
 }
 
+// Type names the value in help.
+func (h *hexValue) Type() string { return "hex" }
+
 // uint16Value is a flag holding a uint16.
 type uint16Value struct{ dst *uint16 }
 
@@ -55,6 +58,8 @@ func (u uint16Value) String() string {
 	}
 	return strconv.Itoa(int(*u.dst))
 }
+
+func (u uint16Value) Type() string { return "uint16" }
 
 func (u uint16Value) Set(s string) error {
 	v, err := strconv.ParseUint(s, 0, 16)
