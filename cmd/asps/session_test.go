@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -31,7 +32,7 @@ func TestFetchSessionEvidence(t *testing.T) {
 	}
 	// whoami judges the session evidence as a release does.
 	code, out, stderr = run(t, "whoami", "--dev-dir", dir, "--session-evidence")
-	if code != 0 || !strings.Contains(out, "app fresh-only may read: db-password") {
+	if code != 0 || !regexp.MustCompile(`(?m)^\s*matched_app\s+fresh-only$`).MatchString(out) {
 		t.Fatalf("whoami --session-evidence: exit %d, want the matched app fresh-only:\n%s%s", code, out, stderr)
 	}
 }
