@@ -21,7 +21,7 @@ go build -o "$w/asps" ./cmd/asps
 cp "$corpus/quote.bin" "$w/quote.bin"
 "$w/asps" server --policy deploy/examples/policy-file.yaml --store file:deploy/examples/secrets.yaml \
 	--collateral-dir "$w/bundle" --listen 127.0.0.1:17443 --metrics-listen 127.0.0.1:19090 \
-	--audit "$w/audit.jsonl" >"$w/server.out" 2>"$w/server.err" &
+	--audit "$w/audit.jsonl" --state-dir "$w/state" >"$w/server.out" 2>"$w/server.err" &
 pid=$!
 for _ in $(seq 50); do grep -q "listening" "$w/server.err" 2>/dev/null && break; sleep 0.1; done
 t0=$(awk '{print $14+$15}' /proc/$pid/stat)
