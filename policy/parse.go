@@ -7,8 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/asps-project/asps/internal/fileread"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -64,36 +64,15 @@ func Parse(data []byte, format string) (*Policy, error) {
 	return p, nil
 }
 
-// readFile reads a policy file: a regular file only (refused by its path
-// before it is opened, so a FIFO cannot hang a reload, and again by what
-// was opened), at most MaxFileSize bytes.
+// readFile reads a policy file: a regular file only (a FIFO cannot hang a
+// load or a reload), at most MaxFileSize bytes.
 func readFile(path string) ([]byte, error) {
-	notRegular := func(fi os.FileInfo) error {
-		return &LoadError{Reason: ErrSyntax, Detail: fmt.Sprintf("%s is not a regular file (%s)", path, fi.Mode().Type())}
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
+	data, err := fileread.Read(path, MaxFileSize)
+	switch {
+	case errors.Is(err, fileread.ErrNotRegular), errors.Is(err, fileread.ErrTooLarge):
+		return nil, &LoadError{Reason: ErrSyntax, Detail: err.Error()}
+	case err != nil:
 		return nil, fmt.Errorf("policy: %w", err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, notRegular(fi)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	defer f.Close()
-	if fi, err := f.Stat(); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	} else if !fi.Mode().IsRegular() {
-		return nil, notRegular(fi)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, &LoadError{Reason: ErrSyntax, Detail: fmt.Sprintf("%s is larger than %d bytes", path, MaxFileSize)}
 	}
 	return data, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/asps-project/asps/internal/fileread"
 	"io"
 	"log/slog"
 	"os"
@@ -243,31 +244,12 @@ func (f *File) Watch(ctx context.Context, interval time.Duration, logger *slog.L
 	}
 }
 
-// readLimited reads a regular file of at most MaxFileSize bytes: refused
-// by its path before it is opened (a FIFO would block the open, and with
-// it start-up or a reload), and again by what was opened.
+// readLimited reads a regular secrets file of at most MaxFileSize bytes (a
+// FIFO would otherwise block start-up or a reload).
 func readLimited(path string) ([]byte, error) {
-	if fi, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("secrets file: %w", err)
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", path, fi.Mode().Type())
-	}
-	fh, err := os.Open(path)
+	data, err := fileread.Read(path, MaxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("secrets file: %w", err)
-	}
-	defer fh.Close()
-	if fi, err := fh.Stat(); err != nil {
-		return nil, fmt.Errorf("secrets file %s: %w", path, err)
-	} else if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("secrets file %s: not a regular file (%s)", path, fi.Mode().Type())
-	}
-	data, err := io.ReadAll(io.LimitReader(fh, MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("secrets file %s: %w", path, err)
-	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("secrets file %s: larger than %d bytes", path, MaxFileSize)
 	}
 	return data, nil
 }

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+
+	"github.com/asps-project/asps/internal/fileread"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,7 +219,7 @@ func TestOpenFileErrors(t *testing.T) {
 	}
 	big := filepath.Join(dir, "big.yaml")
 	writeFile(t, big, "a: "+strings.Repeat("x", MaxFileSize)+"\n")
-	if _, err := OpenFile(big); err == nil || !strings.Contains(err.Error(), "larger") {
+	if _, err := OpenFile(big); !errors.Is(err, fileread.ErrTooLarge) {
 		t.Errorf("big file: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/asps-project/asps/internal/fileread"
 	"io"
 	"log/slog"
 	"net"
@@ -95,9 +96,9 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	var dopts []dcap.Option
 	anchors := []*x509.Certificate{dcap.IntelRootCA()}
 	if dev {
-		b, err := os.ReadFile(*simRoot)
+		b, err := fileread.Read(*simRoot, maxPEMFile)
 		if err != nil {
-			return err
+			return fmt.Errorf("--insecure-simulator-root: %w", err)
 		}
 		roots, err := dcap.ParseChainPEM(b, "simulator root")
 		if err != nil {
@@ -360,7 +361,17 @@ func serverCertificate(certPath, keyPath, tee, stateDir string, stdout io.Writer
 		return c, nil
 	}
 	if certPath != "" {
-		c, err := tls.LoadX509KeyPair(certPath, keyPath)
+		// Regular files of bounded size (tls.LoadX509KeyPair reads
+		// whatever the paths name, whole).
+		certPEM, err := fileread.Read(certPath, maxPEMFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("--tls-cert: %w", err)
+		}
+		keyPEM, err := fileread.Read(keyPath, maxPEMFile)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("--tls-key: %w", err)
+		}
+		c, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			return c, fmt.Errorf("--tls-cert/--tls-key: %w", err)
 		}
@@ -377,3 +388,7 @@ func serverCertificate(certPath, keyPath, tee, stateDir string, stdout io.Writer
 	logger.Info("server key pin", "pin", hex.EncodeToString(pin[:]), "certificate", "self-signed", "key", filepath.Join(stateDir, serverKeyFile), "generated", created)
 	return c, nil
 }
+
+// maxPEMFile bounds the PEM files the server reads (its TLS key pair, a
+// simulator root, its state key): a certificate chain is a few kilobytes.
+const maxPEMFile = 1 << 20

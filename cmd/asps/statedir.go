@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/asps-project/asps/internal/fileread"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -82,7 +83,7 @@ func readStateKey(path string) (*ecdsa.PrivateKey, error) {
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("%w: %s is readable or writable by others (mode %04o); chmod 600 it", errStateKey, path, fi.Mode().Perm())
 	}
-	b, err := os.ReadFile(path)
+	b, err := fileread.Read(path, maxPEMFile)
 	if err != nil {
 		return nil, fmt.Errorf("--state-dir: %w", err)
 	}

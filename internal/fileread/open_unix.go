@@ -1,6 +1,6 @@
 //go:build unix
 
-package collateral
+package fileread
 
 import "syscall"
 

@@ -1,5 +1,5 @@
 //go:build !unix
 
-package collateral
+package fileread
 
 const openNonBlocking = 0
