@@ -150,7 +150,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	srv, err := server.New(server.Options{Certificate: cert, Verifier: rv, Policy: holder, Store: st, Inline: inline, Audit: al, Logger: logger, Metrics: metrics,
 		Dev: dev, Limits: server.Limits{MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, HandshakeTimeout: *handshakeTimeout, UnauthenticatedLifetime: *unauthLife,
-			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst}})
+			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst, DrainDelay: 2 * time.Second}})
 	if err != nil {
 		return err
 	}
