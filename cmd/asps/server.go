@@ -190,7 +190,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	// gRPC health follows the store: NOT_SERVING while it is unreachable,
 	// so a load balancer sends workloads to an instance that can answer.
 	go func() {
-		t := time.NewTicker(10 * time.Second)
+		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		healthy := true
 		for {

@@ -55,6 +55,7 @@ type options struct {
 	sample    time.Duration
 	keep      bool
 	noDiskFul bool
+	extra     string
 }
 
 func main() {
@@ -69,6 +70,7 @@ func main() {
 	flag.DurationVar(&o.sample, "sample", 5*time.Second, "soak: sampling interval")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&o.noDiskFul, "no-disk-full", false, "skip the audit-disk-full fault (it mounts a small tmpfs: root only)")
+	flag.StringVar(&o.extra, "server-args", "", "more `FLAGS` for every asps server, space-separated (e.g. --max-conns-per-ip=-1)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "chaos:", err)
@@ -274,6 +276,7 @@ type stats struct {
 	recovery      map[string][]float64
 	retries       atomic.Uint64
 	firstFailures map[string]int
+	unaudited     []string
 }
 
 func run(o options) error {
@@ -410,6 +413,7 @@ func run(o options) error {
 				"--pccs", "http://" + pl.Addr().String(), "--collateral-cache", cacheDir,
 				"--tls-cert", certPEM, "--tls-key", keyPEM, "--audit", filepath.Join(r.auditDir, "audit.jsonl"), "--audit-max-size", "1",
 				"--metrics-listen", r.metrics, "--listen", r.listen, "--insecure-simulator-root", root}}
+		r.args = append(r.args, strings.Fields(o.extra)...)
 		if err := r.start(); err != nil {
 			return err
 		}

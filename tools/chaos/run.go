@@ -273,22 +273,33 @@ func checkAudit(reps []*replica, st *stats) (int, int, error) {
 			f.Close()
 		}
 	}
+	// A record is written after the request arrived and before its reply
+	// left: within the client's [start, end] (one clock). Of the records
+	// that fit, the closest to the end is taken.
+	const slack = 5 * time.Millisecond
 	unaudited := 0
 	for _, rc := range st.receipts {
-		found := false
+		bestK, bestI := "", -1
+		var bestD time.Duration
 		for _, l := range rc.locals {
 			k := l + "|" + rc.app
-			if i := slices.IndexFunc(allows[k], func(t time.Time) bool {
-				return !t.Before(rc.start.Add(-time.Second)) && !t.After(rc.end.Add(time.Second))
-			}); i >= 0 {
-				allows[k] = slices.Delete(allows[k], i, i+1)
-				found = true
-				break
+			for i, t := range allows[k] {
+				if t.Before(rc.start.Add(-slack)) || t.After(rc.end.Add(slack)) {
+					continue
+				}
+				if d := rc.end.Sub(t).Abs(); bestI < 0 || d < bestD {
+					bestK, bestI, bestD = k, i, d
+				}
 			}
 		}
-		if !found {
+		if bestI < 0 {
 			unaudited++
+			if len(st.unaudited) < 5 {
+				st.unaudited = append(st.unaudited, fmt.Sprintf("%s %v..%v via %v", rc.app, rc.start.Format(time.RFC3339Nano), rc.end.Format(time.RFC3339Nano), rc.locals))
+			}
+			continue
 		}
+		allows[bestK] = slices.Delete(allows[bestK], bestI, bestI+1)
 	}
 	return unaudited, n, nil
 }
@@ -377,6 +388,9 @@ func summary(o options, st *stats, unaudited, nrec int, samples []sample) error 
 		out["faults_injected"] = st.faultsByKind
 		out["p99_ms_during_faults"] = p99(st.latDuringFlt)
 		out["recovery_s"] = st.recovery
+	}
+	if len(st.unaudited) > 0 {
+		out["unaudited_examples"] = st.unaudited
 	}
 	if len(st.lastErrs) > 0 {
 		out["errors"] = st.lastErrs
