@@ -12,9 +12,9 @@
 # without an audit record on disk, and at least five kinds of fault.
 set -eu
 cd "$(dirname "$0")/.."
-: "${ASPS_VAULTDEV_BIN:=/work/bin/vaultdev}"
+: "${ASPS_VAULTDEV_BIN:=${XDG_CACHE_HOME:-$HOME/.cache}/asps-vaultdev/vaultdev}" # where scripts/test.sh builds it
 if [ ! -x "$ASPS_VAULTDEV_BIN" ]; then
-	echo "chaos.sh: set ASPS_VAULTDEV_BIN to an OpenBao dev binary (tools/vaultdev/build.sh OUT)" >&2
+	echo "chaos.sh: set ASPS_VAULTDEV_BIN to an OpenBao dev binary (scripts/test.sh builds one; or tools/vaultdev/build.sh OUT)" >&2
 	exit 2
 fi
 bin=$(mktemp -d)
