@@ -75,7 +75,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.SessionEvidence {
 		opts = append(opts, grpc.WithPerRPCCredentials(ratls.SessionCredentials(cfg.Attester, cert)))
 	}
-	tgt, topts, err := target(cfg.Server)
+	tgt, topts, err := Target(cfg.Server)
 	if err != nil {
 		return nil, err
 	}

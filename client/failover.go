@@ -55,11 +55,11 @@ const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckC
 
 var resolverSeq atomic.Uint64
 
-// target turns Config.Server into a gRPC target and dial options: one
+// Target turns Config.Server into a gRPC target and dial options: one
 // host:port as before, several comma-separated (a static set of replicas,
 // balanced and failed over), or a "dns:///name:port" target whose name
 // has several addresses.
-func target(server string) (string, []grpc.DialOption, error) {
+func Target(server string) (string, []grpc.DialOption, error) {
 	var addrs []string
 	for a := range strings.SplitSeq(server, ",") {
 		if a = strings.TrimSpace(a); a != "" {

@@ -43,7 +43,7 @@ func TestTargetParsing(t *testing.T) {
 		{"127.0.0.1:1,nohost", true, false},
 		{"127.0.0.1:1,dns:///x:1", true, false},
 	} {
-		tgt, _, err := target(tc.in)
+		tgt, _, err := Target(tc.in)
 		if (err != nil) != tc.wantErr {
 			t.Fatalf("%q: err %v", tc.in, err)
 		}
