@@ -262,21 +262,20 @@ type receipt struct {
 }
 
 type stats struct {
-	mu            sync.Mutex
-	provisions    int
-	succeeded     int
-	failed        int
-	wrong         int
-	lastErrs      []string
-	latDuringFlt  []time.Duration
-	latAll        []time.Duration
-	receipts      []receipt
-	faultActive   atomic.Int32
-	faultsByKind  map[string]int
-	recovery      map[string][]float64
-	retries       atomic.Uint64
-	firstFailures map[string]int
-	unaudited     []string
+	mu           sync.Mutex
+	provisions   int
+	succeeded    int
+	failed       int
+	wrong        int
+	lastErrs     []string
+	latDuringFlt []time.Duration
+	latAll       []time.Duration
+	receipts     []receipt
+	faultActive  atomic.Int32
+	faultsByKind map[string]int
+	recovery     map[string][]float64
+	retries      atomic.Uint64
+	unaudited    []string
 }
 
 func run(o options) error {
@@ -433,7 +432,7 @@ func run(o options) error {
 	for i, r := range reps {
 		addrs[i] = r.listen
 	}
-	st := &stats{faultsByKind: map[string]int{}, recovery: map[string][]float64{}, firstFailures: map[string]int{}}
+	st := &stats{faultsByKind: map[string]int{}, recovery: map[string][]float64{}}
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
 	defer cancel()
 	var wg sync.WaitGroup
