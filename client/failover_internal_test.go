@@ -1,6 +1,8 @@
 package client
 
 import (
+	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -51,4 +53,32 @@ func TestTargetParsing(t *testing.T) {
 			t.Fatalf("%q: target %q", tc.in, tgt)
 		}
 	}
+}
+
+// FuzzTarget: any --server value is refused or yields a target; a list of
+// several is accepted only when every entry is a host:port.
+func FuzzTarget(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:1", "a:1,b:2", "dns:///x:1", ",,", "[::1]:1, x", "a:1,dns:///b:2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		tgt, _, err := Target(s)
+		if err != nil {
+			return
+		}
+		if tgt == "" {
+			t.Fatalf("%q: empty target", s)
+		}
+		var entries []string
+		for a := range strings.SplitSeq(s, ",") {
+			if a = strings.TrimSpace(a); a != "" {
+				entries = append(entries, a)
+			}
+		}
+		for _, a := range entries {
+			if _, _, err := net.SplitHostPort(a); len(entries) > 1 && err != nil {
+				t.Fatalf("%q: entry %q accepted in a list", s, a)
+			}
+		}
+	})
 }
