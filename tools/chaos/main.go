@@ -397,7 +397,7 @@ func run(o options) error {
 			auditDir: filepath.Join(work, fmt.Sprintf("audit%d", i))}
 		os.MkdirAll(r.auditDir, 0o700)
 		if i == o.replicas-1 && !o.soak && !o.noDiskFul {
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", r.auditDir).CombinedOutput(); err == nil {
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", r.auditDir).CombinedOutput(); err == nil {
 				diskFull = r.auditDir
 				dir := r.auditDir
 				cleanups = append(cleanups, func() { exec.Command("umount", "-l", dir).Run() })
@@ -410,7 +410,7 @@ func run(o options) error {
 			env: []string{"VAULT_TOKEN=" + v.token},
 			args: []string{o.asps, "server", "--policy", policyPath, "--store", "vault", "--vault-addr", v.addr, "--vault-kv-version", "2",
 				"--pccs", "http://" + pl.Addr().String(), "--collateral-cache", cacheDir,
-				"--tls-cert", certPEM, "--tls-key", keyPEM, "--audit", filepath.Join(r.auditDir, "audit.jsonl"), "--audit-max-size", "1",
+				"--tls-cert", certPEM, "--tls-key", keyPEM, "--audit", filepath.Join(r.auditDir, "audit.jsonl"), "--audit-max-size", "1", "--audit-max-backups", "100000",
 				"--metrics-listen", r.metrics, "--listen", r.listen, "--insecure-simulator-root", root}}
 		r.args = append(r.args, strings.Fields(o.extra)...)
 		if err := r.start(); err != nil {
