@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/health" // client-side health checking: NOT_SERVING replicas get no requests
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/resolver/manual"
 )
@@ -50,8 +52,13 @@ func (r Retry) withDefaults() Retry {
 }
 
 // serviceConfig balances over every replica and skips the ones whose
-// health is not SERVING.
-const serviceConfig = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
+// health is not SERVING. One address has nowhere else to go: its calls
+// reach it whatever its health, so that its own refusal, which says why,
+// is what the caller sees.
+const (
+	serviceConfig       = `{"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""}}`
+	singleServiceConfig = `{"loadBalancingConfig":[{"pick_first":{}}]}`
+)
 
 var resolverSeq atomic.Uint64
 
@@ -71,6 +78,9 @@ func Target(server string) (string, []grpc.DialOption, error) {
 	}
 	opts := []grpc.DialOption{grpc.WithDefaultServiceConfig(serviceConfig)}
 	if len(addrs) == 1 {
+		if !strings.HasPrefix(addrs[0], "dns:") {
+			opts = []grpc.DialOption{grpc.WithDefaultServiceConfig(singleServiceConfig)}
+		}
 		return addrs[0], opts, nil
 	}
 	eps := make([]resolver.Endpoint, len(addrs))
@@ -127,25 +137,31 @@ func (r Retry) backoff(n int, hint time.Duration) time.Duration {
 }
 
 // call runs f until it succeeds, fails for good, runs out of attempts or
-// ctx ends.
+// ctx ends. The error returned is the last one a server sent, when one
+// did (it says why), rather than the balancer's "no replica ready".
 func (c *Client) call(ctx context.Context, f func(context.Context, ...grpc.CallOption) error) error {
 	r := c.retry
+	var fromServer error
 	for n := 1; ; n++ {
 		var tr metadata.MD
-		err := f(ctx, grpc.Trailer(&tr))
+		var p peer.Peer
+		err := f(ctx, grpc.Trailer(&tr), grpc.Peer(&p))
 		if err == nil {
 			return nil
 		}
 		err = c.callError(err)
+		if p.Addr != nil {
+			fromServer = err
+		}
 		ok, hint := retryable(err, tr)
 		if !ok || n >= r.MaxAttempts {
-			return err
+			return cmp.Or(fromServer, err)
 		}
 		t := time.NewTimer(r.backoff(n, hint))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return err
+			return cmp.Or(fromServer, err)
 		case <-t.C:
 		}
 		c.retries.Add(1)

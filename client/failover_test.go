@@ -3,12 +3,15 @@ package client_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
 
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
@@ -172,4 +175,34 @@ func (g *gateStore) Get(ctx context.Context, r store.Request) ([]byte, error) {
 		return nil, ctx.Err()
 	}
 	return g.Store.Get(ctx, r)
+}
+
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, errAssert("no space left on device") }
+
+// TestAttack_RetriesHideTheServersReason: after retries the caller was
+// told "health check failed" by the balancer rather than the server's own
+// refusal (why nothing was released). The last error a server sent is
+// what the call returns.
+func TestAttack_RetriesHideTheServersReason(t *testing.T) {
+	r := startReplicas(t, 1, func(o *server.Options) { o.Audit = audit.New(brokenWriter{}, nil) })
+	a, err := devmode.Attester(r.env.PKI, claims.SGX, devmode.DemoIdentity(claims.SGX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.Dial(context.Background(), client.Config{Server: r.addrs[0], Attester: a, ServerAuth: ratls.ServerByPin(r.pin),
+		Retry: client.Retry{MaxAttempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.GetSecrets(context.Background(), "demo-key")
+	var se *client.ServerError
+	if !errors.As(err, &se) || se.Code != codes.Unavailable || !strings.Contains(se.Message, "audit log unavailable") {
+		t.Fatalf("after retries: %v, want the server's Unavailable naming the audit log", err)
+	}
+	if c.Retries() != 2 {
+		t.Fatalf("%d retries, want 2", c.Retries())
+	}
 }
