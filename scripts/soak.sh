@@ -7,7 +7,11 @@
 # their growth after warm-up (the first quarter) in a JSON summary.
 set -eu
 cd "$(dirname "$0")/.."
-: "${ASPS_VAULTDEV_BIN:=/work/bin/vaultdev}"
+: "${ASPS_VAULTDEV_BIN:=${XDG_CACHE_HOME:-$HOME/.cache}/asps-vaultdev/vaultdev}" # where scripts/test.sh builds it
+if [ ! -x "$ASPS_VAULTDEV_BIN" ]; then
+	echo "soak.sh: set ASPS_VAULTDEV_BIN to an OpenBao dev binary (scripts/test.sh builds one; or tools/vaultdev/build.sh OUT)" >&2
+	exit 2
+fi
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 go build -o "$bin/asps" ./cmd/asps
