@@ -6,6 +6,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,10 +99,32 @@ type Logger struct {
 	// failures counts every failed write.
 	lost     uint64
 	failures atomic.Uint64
+
+	// Durability: written counts records written (under mu); syncMu
+	// serialises syncs and synced is the count the last sync covered.
+	// A record is returned from Record only once a sync that started
+	// after its write has succeeded: a group commit, since one sync
+	// covers every record written before it started.
+	sync    func() error
+	written uint64
+	syncMu  sync.Mutex
+	synced  uint64
+	syncs   atomic.Uint64
 }
 
+// Syncer is a writer whose writes can be made durable (an *os.File).
+type Syncer interface{ Sync() error }
+
 // New writes JSON lines to w (nil: none) and a summary to log (nil: none).
-func New(w io.Writer, log *slog.Logger) *Logger { return &Logger{w: w, log: log} }
+// When w has a Sync method (an *os.File), every record is synced before
+// Record returns.
+func New(w io.Writer, log *slog.Logger) *Logger {
+	l := &Logger{w: w, log: log}
+	if s, ok := w.(Syncer); ok {
+		l.sync = s.Sync
+	}
+	return l
+}
 
 // Rotation bounds the audit file: it is rotated when it reaches MaxSizeMB,
 // and rotated files beyond MaxBackups or older than MaxAgeDays are
@@ -111,6 +134,11 @@ type Rotation struct {
 	MaxBackups int  // default 10
 	MaxAgeDays int  // default 0: no age limit
 	Compress   bool // gzip rotated files
+	// NoSync skips the fsync of each record (group-committed) before
+	// Record returns. Records then survive a crash of the process but
+	// not of the machine: for tests, or a disk whose write cache survives
+	// power loss.
+	NoSync bool
 }
 
 // DefaultRotation is what Open uses.
@@ -146,7 +174,71 @@ func OpenRotating(path string, r Rotation, log *slog.Logger) (*Logger, error) {
 		Filename: filepath.Clean(path), MaxSize: r.MaxSizeMB, MaxBackups: r.MaxBackups,
 		MaxAge: r.MaxAgeDays, Compress: r.Compress, LocalTime: false,
 	}
-	return &Logger{w: lj, c: lj, log: log}, nil
+	if r.NoSync {
+		return &Logger{w: lj, c: lj, log: log}, nil
+	}
+	fs := &fileSyncer{path: filepath.Clean(path)}
+	return &Logger{w: lj, c: multiCloser{lj, fs}, log: log, sync: fs.sync}, nil
+}
+
+// fileSyncer makes the audit file's records durable. lumberjack keeps its
+// file to itself, so this holds its own descriptor of the same file: on
+// Linux (and every POSIX system asps runs on) fsync flushes the file's
+// data whichever descriptor wrote it. After a rotation the old file is
+// synced first (the descriptor follows the rename), then the new one and
+// the directory that now names it.
+type fileSyncer struct {
+	path string
+	f    *os.File
+}
+
+func (s *fileSyncer) sync() error {
+	if s.f != nil {
+		if err := s.f.Sync(); err != nil {
+			return fmt.Errorf("sync audit log: %w", err)
+		}
+		cur, err1 := s.f.Stat()
+		now, err2 := os.Stat(s.path)
+		if err1 == nil && err2 == nil && os.SameFile(cur, now) {
+			return nil
+		}
+		s.f.Close()
+		s.f = nil
+	}
+	f, err := os.OpenFile(s.path, os.O_RDONLY, 0)
+	if err != nil {
+		return fmt.Errorf("sync audit log: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync audit log: %w", err)
+	}
+	// The directory entry of a file made by rotation is durable too.
+	if d, err := os.Open(filepath.Dir(s.path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	s.f = f
+	return nil
+}
+
+func (s *fileSyncer) Close() error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	return err
+}
+
+type multiCloser []io.Closer
+
+func (m multiCloser) Close() error {
+	var errs []error
+	for _, c := range m {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // Failures returns how many audit writes have failed since start.
@@ -221,16 +313,62 @@ func (l *Logger) write(r Record, lossy bool) error {
 	}
 	b = append(b, '\n')
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if _, err := l.w.Write(b); err != nil {
-		if lossy || l.lost == 0 {
-			l.lost++
-		}
-		l.failures.Add(1)
+		l.failedLocked(lossy)
+		l.mu.Unlock()
 		return fmt.Errorf("write audit record: %w", err)
 	}
+	l.written++
+	seq := l.written
+	l.mu.Unlock()
+	if err := l.commit(seq); err != nil {
+		l.mu.Lock()
+		l.failedLocked(lossy)
+		l.mu.Unlock()
+		return err
+	}
+	l.mu.Lock()
 	l.lost = 0
+	l.mu.Unlock()
 	return nil
+}
+
+func (l *Logger) failedLocked(lossy bool) {
+	if lossy || l.lost == 0 {
+		l.lost++
+	}
+	l.failures.Add(1)
+}
+
+// commit returns once the records up to seq are durable: one sync covers
+// every record written before it starts, so concurrent writers share
+// syncs (group commit) rather than queueing one each.
+func (l *Logger) commit(seq uint64) error {
+	if l.sync == nil {
+		return nil
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if l.synced >= seq {
+		return nil
+	}
+	l.mu.Lock()
+	upTo := l.written
+	l.mu.Unlock()
+	l.syncs.Add(1)
+	if err := l.sync(); err != nil {
+		return fmt.Errorf("write audit record: %w", err)
+	}
+	l.synced = upTo
+	return nil
+}
+
+// Syncs returns how many syncs the log has made (records share them).
+func (l *Logger) Syncs() uint64 {
+	if l == nil {
+		return 0
+	}
+	return l.syncs.Load()
 }
 
 // Close closes the file Open opened.
@@ -238,5 +376,7 @@ func (l *Logger) Close() error {
 	if l == nil || l.c == nil {
 		return nil
 	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
 	return l.c.Close()
 }

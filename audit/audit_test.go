@@ -94,7 +94,7 @@ func TestOpenFileMode(t *testing.T) {
 func TestAttack_AuditFileGrowsWithoutBound(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "audit.jsonl")
-	l, err := OpenRotating(p, Rotation{MaxSizeMB: 1, MaxBackups: 2}, nil)
+	l, err := OpenRotating(p, Rotation{MaxSizeMB: 1, MaxBackups: 2, NoSync: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

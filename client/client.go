@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -20,8 +21,13 @@ import (
 // Config says where the server is, how to trust it, and where evidence
 // comes from.
 type Config struct {
-	// Server is host:port.
+	// Server is host:port; or several, comma-separated (replicas sharing
+	// one server identity: calls are balanced over them and fail over);
+	// or a dns:///name:port target whose name has several addresses.
 	Server string
+	// Retry says how calls that met an unavailable or overloaded replica
+	// are retried (zero value: the defaults).
+	Retry Retry
 	// Attester produces the quote (a real TEE's, or the simulator's in
 	// dev mode).
 	Attester attest.Attester
@@ -47,6 +53,8 @@ type Client struct {
 	conn    *grpc.ClientConn
 	secrets aspsv1.SecretsClient
 	judge   *ServerJudge
+	retry   Retry
+	retries atomic.Uint64
 }
 
 // Dial gets a quote for a fresh key and prepares the attested connection
@@ -67,12 +75,17 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.SessionEvidence {
 		opts = append(opts, grpc.WithPerRPCCredentials(ratls.SessionCredentials(cfg.Attester, cert)))
 	}
+	tgt, topts, err := Target(cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, topts...)
 	opts = append(opts, cfg.DialOptions...)
-	conn, err := grpc.NewClient(cfg.Server, opts...)
+	conn, err := grpc.NewClient(tgt, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("client: dial %s: %w", cfg.Server, err)
 	}
-	return &Client{conn: conn, secrets: aspsv1.NewSecretsClient(conn), judge: cfg.ServerJudge}, nil
+	return &Client{conn: conn, secrets: aspsv1.NewSecretsClient(conn), judge: cfg.ServerJudge, retry: cfg.Retry.withDefaults()}, nil
 }
 
 // Secret is one secret received.
@@ -84,9 +97,13 @@ type Secret struct {
 // GetSecrets fetches all the named secrets, or none: the server refuses
 // the whole request if any one is not allowed or not available.
 func (c *Client) GetSecrets(ctx context.Context, names ...string) ([]Secret, error) {
-	resp, err := c.secrets.GetSecrets(ctx, &aspsv1.GetSecretsRequest{Names: names})
+	var resp *aspsv1.GetSecretsResponse
+	err := c.call(ctx, func(ctx context.Context, o ...grpc.CallOption) (err error) {
+		resp, err = c.secrets.GetSecrets(ctx, &aspsv1.GetSecretsRequest{Names: names}, o...)
+		return err
+	})
 	if err != nil {
-		return nil, c.callError(err)
+		return nil, err
 	}
 	if len(resp.GetSecrets()) != len(names) {
 		return nil, fmt.Errorf("client: asked for %d secrets, the server sent %d", len(names), len(resp.GetSecrets()))
@@ -106,9 +123,13 @@ func (c *Client) GetSecrets(ctx context.Context, names ...string) ([]Secret, err
 // response's text fields are as the server sent them: escape them
 // (EscapeText) before printing.
 func (c *Client) WhoAmI(ctx context.Context) (*aspsv1.WhoAmIResponse, error) {
-	w, err := c.secrets.WhoAmI(ctx, &aspsv1.WhoAmIRequest{})
+	var w *aspsv1.WhoAmIResponse
+	err := c.call(ctx, func(ctx context.Context, o ...grpc.CallOption) (err error) {
+		w, err = c.secrets.WhoAmI(ctx, &aspsv1.WhoAmIRequest{}, o...)
+		return err
+	})
 	if err != nil {
-		return nil, c.callError(err)
+		return nil, err
 	}
 	return w, nil
 }

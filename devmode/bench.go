@@ -14,6 +14,7 @@ import (
 
 	aspsv1 "github.com/asps-project/asps/api/asps/v1"
 	"github.com/asps-project/asps/attest"
+	"github.com/asps-project/asps/client"
 	"github.com/asps-project/asps/ratls"
 )
 
@@ -153,7 +154,12 @@ func provisionOnce(ctx context.Context, o BenchOptions, c *ratlsCert) error {
 		}
 	}
 	creds := credentials.NewTLS(ratls.ClientConfig(c.cert, o.ServerAuth))
-	conn, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(creds))
+	// o.Addr may list several replicas (client.Target).
+	tgt, topts, err := client.Target(o.Addr)
+	if err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient(tgt, append(topts, grpc.WithTransportCredentials(creds))...)
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,9 @@ func (h *hardened) client(t *testing.T, o simOpts) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(context.Background(), client.Config{Server: h.addr, Attester: a, ServerAuth: ratls.ServerByPin(h.pin)})
+	// One attempt per call: these tests judge the server's answer to one
+	// request (the client's retries are tested in client/).
+	c, err := client.Dial(context.Background(), client.Config{Server: h.addr, Attester: a, ServerAuth: ratls.ServerByPin(h.pin), Retry: client.Retry{MaxAttempts: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,6 +118,19 @@ type Limits struct {
 	// AuditProbeInterval: while the audit log cannot be written, how
 	// often it is retried (default 5s).
 	AuditProbeInterval time.Duration
+	// MaxInFlight bounds the provisioning requests in progress (default
+	// 64; negative: no bound); MaxQueue more may wait up to QueueWait
+	// for a slot (defaults 256 and 1s). Requests beyond are shed with
+	// RESOURCE_EXHAUSTED and a retry hint of ShedRetryAfter (default
+	// 250ms) in the trailers RetryAfterKey and RetryPushbackKey.
+	MaxInFlight    int
+	MaxQueue       int
+	QueueWait      time.Duration
+	ShedRetryAfter time.Duration
+	// DrainDelay: on GracefulStop, how long the server keeps answering
+	// with health NOT_SERVING before it stops accepting, so that load
+	// balancers and clients watching health move away first (default 0).
+	DrainDelay time.Duration
 }
 
 func (l *Limits) defaults() {
@@ -154,6 +167,18 @@ func (l *Limits) defaults() {
 	if l.AuditProbeInterval <= 0 {
 		l.AuditProbeInterval = 5 * time.Second
 	}
+	if l.MaxInFlight == 0 {
+		l.MaxInFlight = 64
+	}
+	if l.MaxQueue == 0 {
+		l.MaxQueue = 256
+	}
+	if l.QueueWait <= 0 {
+		l.QueueWait = time.Second
+	}
+	if l.ShedRetryAfter <= 0 {
+		l.ShedRetryAfter = 250 * time.Millisecond
+	}
 }
 
 // Server is the gRPC server with every service registered.
@@ -164,11 +189,13 @@ type Server struct {
 	fails   *failLimiter
 	sampler *refusalSampler
 	waiting *waitCounter
+	shed    *shedder
 
 	mu       sync.Mutex
 	limiters []*connLimiter
 	storeOK  bool
 	auditOK  bool
+	draining bool
 	stop     chan struct{}
 	stopOnce sync.Once
 }
@@ -201,7 +228,8 @@ func New(opts Options) (*Server, error) {
 	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return opts.Verifier.Screen(cs.PeerCertificates) }
 	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
 		fails:   newFailLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
-		sampler: newRefusalSampler(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested)}
+		sampler: newRefusalSampler(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested),
+		shed: newShedder(lim.MaxInFlight, lim.MaxQueue, lim.QueueWait, lim.ShedRetryAfter)}
 	sopts := []grpc.ServerOption{
 		grpc.Creds(&screenedCreds{TransportCredentials: credentials.NewTLS(tlsConf), s: s}),
 		grpc.InTapHandle(s.tapRequestWait),
@@ -211,6 +239,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Metrics != nil {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(opts.Metrics.unaryInterceptor))
 	}
+	sopts = append(sopts, grpc.ChainUnaryInterceptor(s.admit))
 	sopts = append(sopts,
 		grpc.MaxRecvMsgSize(64<<10),
 		grpc.MaxConcurrentStreams(128),
@@ -252,11 +281,20 @@ func (s *Server) Serve(l net.Listener) error {
 	return s.grpc.Serve(cl)
 }
 
-// GracefulStop stops accepting, lets in-flight requests finish, then stops.
+// GracefulStop drains: health (gRPC and Ready) goes NOT_SERVING first;
+// the server keeps answering for Limits.DrainDelay so that clients
+// watching health move to another replica; then it stops accepting, lets
+// in-flight requests finish (each audited before its reply), and stops.
 func (s *Server) GracefulStop() {
-	s.stopOnce.Do(func() { close(s.stop) })
+	s.mu.Lock()
+	s.draining = true
+	s.mu.Unlock()
 	s.health.Shutdown()
+	if d := s.opts.Limits.DrainDelay; d > 0 {
+		time.Sleep(d)
+	}
 	s.grpc.GracefulStop()
+	s.stopOnce.Do(func() { close(s.stop) })
 }
 
 // Stop stops at once.
@@ -282,6 +320,8 @@ func (s *Server) Ready() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
+	case s.draining:
+		return errors.New("shutting down")
 	case !s.auditOK:
 		return errors.New("audit log cannot be written: releases are refused until it can")
 	case !s.storeOK:

@@ -157,7 +157,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	srv, err := server.New(server.Options{Certificate: cert, Verifier: rv, Policy: holder, Store: st, Inline: inline, Audit: al, Logger: logger, Metrics: metrics,
 		Dev: dev, Limits: server.Limits{MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, HandshakeTimeout: *handshakeTimeout, UnauthenticatedLifetime: *unauthLife,
-			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst}})
+			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst, DrainDelay: 2 * time.Second}})
 	if err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	// gRPC health follows the store: NOT_SERVING while it is unreachable,
 	// so a load balancer sends workloads to an instance that can answer.
 	go func() {
-		t := time.NewTicker(10 * time.Second)
+		t := time.NewTicker(2 * time.Second)
 		defer t.Stop()
 		healthy := true
 		for {
