@@ -492,9 +492,24 @@ func (s *Server) requestArrived(ctx context.Context, req any, _ *grpc.UnaryServe
 // handshake's screen could hold 128 of them on each of its connections
 // (kilobytes each, heap and goroutine) for the connection's whole life.
 // Probes use Health/Check (unary) or the health listener's /healthz.
-func (s *Server) streamArrived(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+//
+// Health Watch is what a client balancing over replicas runs first on each
+// new connection (gRPC's client-side health checking): it recognises the
+// connection itself — the peer's certificate verified and matched to an
+// app, as WhoAmI does (the verdict cache makes a repeat cheap; failures
+// count against the source's limit) — and is served if that holds.
+func (s *Server) streamArrived(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	stopRequestWait(ss.Context())
 	p, ok := peer.FromContext(ss.Context())
+	if ok && !s.isAttested(p.Addr.String()) && info.FullMethod == healthpb.Health_Watch_FullMethodName {
+		d := &decision{}
+		if err := s.peerClaims(ss.Context(), d); err != nil {
+			return err
+		}
+		if _, err := s.opts.Policy.Match(d.claims); err == nil {
+			s.attested(d.rec.Peer)
+		}
+	}
 	if !ok || !s.isAttested(p.Addr.String()) {
 		return status.Error(codes.Unauthenticated, "streaming methods are served on a connection whose workload has been attested and recognised; "+
 			"use Health/Check or /healthz for probes")
