@@ -1,6 +1,7 @@
 package client
 
 import (
+	"github.com/asps-project/asps/internal/termtext"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -57,12 +58,12 @@ func FuzzEscapeText(f *testing.F) {
 		}
 		clean := true
 		for _, r := range s {
-			if r < 0x20 || r == 0x7f || unsafeRune(r) || r == utf8.RuneError {
+			if r < 0x20 || r == 0x7f || termtext.Unsafe(r) || r == utf8.RuneError {
 				clean = false
 			}
 		}
 		for _, r := range out {
-			if r < 0x20 || r == 0x7f || unsafeRune(r) {
+			if r < 0x20 || r == 0x7f || termtext.Unsafe(r) {
 				t.Fatalf("EscapeText(%q) = %q keeps %U", s, out, r)
 			}
 		}
