@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -10,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asps-project/asps/claims"
-	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/devmode"
 )
 
@@ -21,32 +18,7 @@ import (
 // refused at once as not a regular file.
 func TestAttack_ServerKeyFilesNotRegular(t *testing.T) {
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	pki, err := sim.NewPKI([]byte("server-key-files"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	root := write("root.pem", pki.RootPEM())
-	a, err := sim.NewAttester(sim.Options{PKI: pki, TEE: claims.SGX})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col, err := a.Collateral(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	colJSON, _ := col.MarshalJSON()
-	bundle := filepath.Join(dir, "bundle")
-	if code, _, stderr := run(t, "collateral", "import", write("collateral.json", colJSON), "--trust-root", root, "--out", bundle); code != 0 {
-		t.Fatalf("collateral import: %s", stderr)
-	}
+	dir, root, bundle, write := simServerDir(t, "server-key-files")
 	policy := write("policy.yaml", devmode.DemoPolicy())
 	secrets := write("secrets.yaml", []byte("demo-key: x\ndb-password: y\ntdx-token: z\nother-app: o\n"))
 	fifo := filepath.Join(dir, "fifo")

@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asps-project/asps/claims"
-	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/internal/testdata"
 	"github.com/asps-project/asps/server/flood"
@@ -33,35 +31,7 @@ type serverProcess struct {
 func startServerProcess(t *testing.T, extra ...string) *serverProcess {
 	t.Helper()
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	pki, err := sim.NewPKI([]byte("flood-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.Save(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	root := write("root.pem", pki.RootPEM())
-	a, err := sim.NewAttester(sim.Options{PKI: pki, TEE: claims.SGX})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col, err := a.Collateral(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	colJSON, _ := col.MarshalJSON()
-	bundle := filepath.Join(dir, "bundle")
-	if code, _, stderr := run(t, "collateral", "import", write("collateral.json", colJSON), "--trust-root", root, "--out", bundle); code != 0 {
-		t.Fatalf("collateral import: %s", stderr)
-	}
+	dir, root, bundle, write := simServerDir(t, "flood-test")
 	p := &serverProcess{dir: dir, audit: filepath.Join(dir, "audit.jsonl"), http: freePort(t)}
 	args := append([]string{"server", "--policy", write("policy.yaml", devmode.DemoPolicy()),
 		"--store", "file:" + write("secrets.yaml", []byte("demo-key: k\ndb-password: p\ntdx-token: t\nother-app: o\n")),

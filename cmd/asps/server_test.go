@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/asps-project/asps/claims"
-	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/devmode"
 )
 
@@ -65,36 +63,7 @@ func freePort(t *testing.T) string {
 // reload on SIGHUP and a graceful stop on SIGTERM.
 func TestServerProcess(t *testing.T) {
 	bin := buildBinary(t)
-	dir := t.TempDir()
-	pki, err := sim.NewPKI([]byte("server-process-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.Save(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, b []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	root := write("root.pem", pki.RootPEM())
-	a, err := sim.NewAttester(sim.Options{PKI: pki, TEE: claims.SGX})
-	if err != nil {
-		t.Fatal(err)
-	}
-	col, err := a.Collateral(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	colJSON, _ := col.MarshalJSON()
-	colFile := write("collateral.json", colJSON)
-	bundle := filepath.Join(dir, "bundle")
-	if code, _, stderr := run(t, "collateral", "import", colFile, "--trust-root", root, "--out", bundle); code != 0 {
-		t.Fatalf("collateral import: %s", stderr)
-	}
+	dir, root, bundle, write := simServerDir(t, "server-process-test")
 	policyPath := write("policy.yaml", devmode.DemoPolicy())
 	write("secrets.yaml", []byte("demo-key: {hex: 42cd4b7f1e0a9c3d5b6f8e2a1c4d7b9e0f3a5c8d2b4e6f1a3c5d7e9b0a2c4e6f}\ndb-password: correct horse battery staple\ntdx-token: t\nother-app: o\n"))
 	metrics := freePort(t)
