@@ -2,13 +2,10 @@ package policy
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/asps-project/asps/internal/filewatch"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,65 +106,19 @@ func (h *Holder) keeping(err error) error {
 // Each reload, and each failure (once per distinct bad content), is logged;
 // a nil logger discards. Run it in its own goroutine.
 func (h *Holder) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
-	if h.path == "" {
-		return
-	}
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	if logger == nil {
-		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	type stamp struct {
-		size int64
-		mod  time.Time
-	}
-	// The zero stamp makes the first tick compare content: the file may have
-	// changed between the last load and this call.
-	var last stamp
-	var failed string  // digest of the last content that failed to load
-	var statErr string // the last stat error logged
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		fi, err := os.Stat(h.path)
-		if err != nil {
-			if err.Error() != statErr {
-				statErr = err.Error()
-				logger.Warn("policy file unreadable; keeping the current policy", "path", h.path, "err", err)
+	filewatch.Watch(ctx, interval, logger, filewatch.Target{
+		Path: h.path, Read: readFile, Reload: h.Reload,
+		Unreadable:   "policy file unreadable; keeping the current policy",
+		ReloadFailed: "policy reload failed; keeping the current policy",
+		Digest: func() string {
+			if p := h.Policy(); p != nil {
+				return p.Digest
 			}
-			continue
-		}
-		statErr = ""
-		now := stamp{fi.Size(), fi.ModTime()}
-		if now.size == last.size && now.mod.Equal(last.mod) {
-			continue
-		}
-		last = now
-		data, err := readFile(h.path)
-		if err != nil {
-			logger.Warn("policy file unreadable; keeping the current policy", "path", h.path, "err", err)
-			continue
-		}
-		sum := sha256.Sum256(data)
-		digest := hex.EncodeToString(sum[:])
-		if cur := h.Policy(); (cur != nil && digest == cur.Digest) || digest == failed {
-			continue
-		}
-		// Reload reads the file again under the lock, so a concurrent
-		// SIGHUP reload and this one cannot apply an older content last.
-		if err := h.Reload(); err != nil {
-			failed = digest
-			logger.Error("policy reload failed; keeping the current policy", "path", h.path, "err", err)
-			continue
-		}
-		failed = ""
-		p := h.Policy()
-		logger.Info("policy reloaded", "path", h.path, "sha256", p.Digest, "apps", len(p.Apps))
-	}
+			return ""
+		},
+		Reloaded: func(logger *slog.Logger) {
+			p := h.Policy()
+			logger.Info("policy reloaded", "path", h.path, "sha256", p.Digest, "apps", len(p.Apps))
+		},
+	})
 }

@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"github.com/asps-project/asps/internal/fileread"
+	"github.com/asps-project/asps/internal/filewatch"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -192,56 +192,14 @@ func (f *File) Digest() string {
 // the secrets in force and is logged once, with the reason (which names
 // entries and lines, never values); so is a reload that took.
 func (f *File) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
-	if f.path == "" {
-		return
-	}
-	if interval <= 0 {
-		interval = 5 * time.Second
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	var lastSize int64 = -1
-	var lastMod time.Time
-	var failed, statErr string
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		fi, err := os.Stat(f.path)
-		if err != nil {
-			if err.Error() != statErr {
-				statErr = err.Error()
-				logger.Warn("secrets file unreadable; keeping the current secrets", "path", f.path, "err", err)
-			}
-			continue
-		}
-		statErr = ""
-		if fi.Size() == lastSize && fi.ModTime().Equal(lastMod) {
-			continue
-		}
-		lastSize, lastMod = fi.Size(), fi.ModTime()
-		data, err := readLimited(f.path)
-		if err != nil {
-			continue // logged by Reload below on the next change
-		}
-		sum := sha256.Sum256(data)
-		digest := hex.EncodeToString(sum[:])
-		if digest == f.Digest() || digest == failed {
-			continue
-		}
-		if err := f.Reload(); err != nil {
-			failed = digest
-			logger.Error("secrets file reload failed; keeping the current secrets", "path", f.path, "err", err)
-			continue
-		}
-		failed = ""
-		logger.Info("secrets file reloaded", "path", f.path, "sha256", f.Digest(), "secrets", len(f.Names()))
-	}
+	filewatch.Watch(ctx, interval, logger, filewatch.Target{
+		Path: f.path, Read: readLimited, Digest: f.Digest, Reload: f.Reload,
+		Unreadable:   "secrets file unreadable; keeping the current secrets",
+		ReloadFailed: "secrets file reload failed; keeping the current secrets",
+		Reloaded: func(logger *slog.Logger) {
+			logger.Info("secrets file reloaded", "path", f.path, "sha256", f.Digest(), "secrets", len(f.Names()))
+		},
+	})
 }
 
 // readLimited reads a regular secrets file of at most MaxFileSize bytes (a
