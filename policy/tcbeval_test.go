@@ -1,15 +1,12 @@
 package policy_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/asps-project/asps/claims"
-	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/policy"
 )
@@ -28,29 +25,12 @@ func TestAttack_TCBEvaluationRollbackBelowPolicyMinimumDenied(t *testing.T) {
 	}
 	mrEnclave := [32]byte{1, 2, 3}
 	verified := func(evalNumber int) *claims.Claims {
-		a, err := sim.NewAttester(sim.Options{PKI: pki, TEE: claims.SGX, TCBEvaluationDataNumber: evalNumber,
+		c := simClaims(t, sim.Options{PKI: pki, TEE: claims.SGX, TCBEvaluationDataNumber: evalNumber,
 			Identity: sim.Identity{MrEnclave: mrEnclave}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		q, err := a.Quote(context.Background(), [64]byte{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		now := time.Now()
-		col, err := a.Collateral(now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := dcap.NewVerifier(dcap.WithTrustAnchors(pki.Root)).Verify(q, col, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := res.Claims.TCBEvalDataNumber; got != uint32(evalNumber) {
+		if got := c.TCBEvalDataNumber; got != uint32(evalNumber) {
 			t.Fatalf("claims carry tcb evaluation data number %d, the collateral has %d", got, evalNumber)
 		}
-		c := res.Claims
-		return &c
+		return c
 	}
 	doc := func(global, app string) string {
 		return "allow_simulated: true\n" + global + fmt.Sprintf("apps:\n  - id: e\n    tee: sgx\n    mr_enclave: %x\n", mrEnclave) + app + "    secrets: {k: v}\n"

@@ -1,15 +1,12 @@
 package policy_test
 
 import (
-	"context"
 	"crypto/sha512"
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/asps-project/asps/claims"
-	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/policy"
 )
@@ -30,25 +27,7 @@ func TestAttack_SimulatedTDsAgainstTDXRules(t *testing.T) {
 	victim.Rtmr[1] = kernel
 	verify := func(version int, id sim.Identity) *claims.Claims {
 		t.Helper()
-		a, err := sim.NewAttester(sim.Options{PKI: pki, TEE: claims.TDX, QuoteVersion: version, Identity: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		q, err := a.Quote(context.Background(), [64]byte{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		now := time.Now()
-		col, err := a.Collateral(now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := dcap.NewVerifier(dcap.WithTrustAnchors(pki.Root)).Verify(q, col, now)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := res.Claims
-		return &c
+		return simClaims(t, sim.Options{PKI: pki, TEE: claims.TDX, QuoteVersion: version, Identity: id})
 	}
 	p, err := policy.Parse(fmt.Appendf(nil, "allow_simulated: true\napps:\n  - {id: td, tee: tdx, mr_td: %x, rtmr1: %x, mr_owner: %x, secrets: {k: v}}\n", mrTD, kernel, owner), "yaml")
 	if err != nil {
