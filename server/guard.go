@@ -2,11 +2,147 @@ package server
 
 import (
 	"container/list"
+	"context"
+	"net"
+	"runtime"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
+
+// ReasonVerificationBusy is the reason code of a request refused because
+// too many certificates not yet verified are being verified at once.
+const ReasonVerificationBusy = "server: too many attestations being verified"
+
+// DefaultMaxVerifications is the default bound on concurrent
+// verifications of certificates not yet verified: half the CPUs the
+// process may use (at least one), so that a flood of evidence that fails
+// verification, from however many sources, leaves the other half to
+// workloads already verified.
+func DefaultMaxVerifications() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
+// verifyGate bounds the RA-TLS verifications (signatures, quote,
+// collateral) of certificates the verifier has not cached: at most
+// Limits.MaxVerifications at once, a few more waiting briefly, the rest
+// refused at once. Requests on a certificate already verified (cached,
+// good or bad) cost a map lookup and do not pass through it, so a
+// failed-attestation flood spread over many sources — which the
+// per-source limits cannot see as one — takes at most the gate's share
+// of the CPUs, and a flood request holds a provisioning slot (the
+// shedder's) for at most the gate's wait.
+type verifyGate struct {
+	sem     *shedder
+	metrics *Metrics
+}
+
+func newVerifyGate(n int, wait time.Duration, m *Metrics) *verifyGate {
+	if n <= 0 {
+		n = DefaultMaxVerifications()
+	}
+	return &verifyGate{sem: newShedder(n, 4*n, wait, 0), metrics: m}
+}
+
+// enter takes a verification slot, or says that the request is refused.
+func (g *verifyGate) enter(ctx context.Context) (release func(), ok bool) {
+	if !g.sem.acquire(ctx) {
+		g.metrics.verifyRefused()
+		return nil, false
+	}
+	g.metrics.verifyStarted()
+	return func() { g.metrics.verifyDone(); g.sem.release() }, true
+}
+
+// verificationBusy is the refusal of a request that found the
+// verification gate full: RESOURCE_EXHAUSTED with the shedder's retry hint.
+func (s *Server) verificationBusy(ctx context.Context, d *decision) error {
+	d.rec.ReasonCode = ReasonVerificationBusy
+	ms := strconv.FormatInt(s.opts.Limits.ShedRetryAfter.Milliseconds(), 10)
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(RetryAfterKey, ms, RetryPushbackKey, ms)) // fails only on a stream, which has no trailer to set yet
+	return status.Errorf(codes.ResourceExhausted, "attestation: %s; retry after %sms (with jitter)", ReasonVerificationBusy, ms)
+}
+
+func verifyGateMetrics() (prometheus.Gauge, *prometheus.CounterVec) {
+	return prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "asps_attestation_verifications_in_progress",
+			Help: "RA-TLS verifications of certificates not yet verified that are running (bounded by --max-verifications).",
+		}), prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "asps_attestation_verifications_refused_total",
+			Help: "Requests on a certificate not yet verified refused because --max-verifications were running and the wait queue was full or timed out.",
+		}, []string{"reason"})
+}
+
+func (m *Metrics) verifyStarted() {
+	if m != nil {
+		m.verifying.Inc()
+	}
+}
+
+func (m *Metrics) verifyDone() {
+	if m != nil {
+		m.verifying.Dec()
+	}
+}
+
+func (m *Metrics) verifyRefused() {
+	if m != nil {
+		m.verifyBusy.WithLabelValues("busy").Inc()
+	}
+}
+
+// prefixFactor: an IPv6 /48 (a site: 65,536 /64s) may fail attestation
+// this many times as often as one /64 before all of it is refused.
+const prefixFactor = 8
+
+// failSources are the keys a failed attestation is counted under: the
+// source (an IPv4 address, an IPv6 /64, see hostOf) and, for IPv6, its
+// /48, so that rotating over the /64s of one allocation does not multiply
+// the budget by 65,536. IPv4-mapped IPv6 addresses count as IPv4.
+func failSources(a net.Addr) (host, prefix string) {
+	host = hostOf(a)
+	if a == nil {
+		return host, ""
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return host, ""
+	}
+	if ip := net.ParseIP(h); ip != nil && ip.To4() == nil {
+		prefix = ip.Mask(net.CIDRMask(48, 128)).String() + "/48"
+	}
+	return host, prefix
+}
+
+// sourceLimiter rate-limits failed attestations per source (failSources)
+// and per IPv6 /48, the latter with prefixFactor times the budget.
+type sourceLimiter struct {
+	host, prefix *failLimiter
+}
+
+func newSourceLimiter(r rate.Limit, burst, max int) *sourceLimiter {
+	return &sourceLimiter{host: newFailLimiter(r, burst, max), prefix: newFailLimiter(r*prefixFactor, burst*prefixFactor, max)}
+}
+
+// blocked reports whether the source, or its /48, has no failures left.
+func (s *sourceLimiter) blocked(a net.Addr, now time.Time) bool {
+	host, prefix := failSources(a)
+	return s.host.blocked(host, now) || (prefix != "" && s.prefix.blocked(prefix, now))
+}
+
+// failed spends one failure of the source and of its /48.
+func (s *sourceLimiter) failed(a net.Addr, now time.Time) {
+	host, prefix := failSources(a)
+	s.host.failed(host, now)
+	if prefix != "" {
+		s.prefix.failed(prefix, now)
+	}
+}
 
 // failLimiter rate-limits failed attestations per source address: each
 // failure takes a token from the address's bucket, and an address with an

@@ -25,6 +25,8 @@ type Metrics struct {
 	connEvents  *prometheus.CounterVec
 	handshakes  *prometheus.CounterVec
 	auditFails  prometheus.Counter
+	verifying   prometheus.Gauge       // verifications of not-yet-verified certificates in progress (guard.go)
+	verifyBusy  *prometheus.CounterVec // requests refused or queued at the verification gate (guard.go)
 }
 
 // NewMetrics registers the metrics with reg; dv, when set, also exports
@@ -60,7 +62,9 @@ func NewMetrics(reg prometheus.Registerer, dv *dcap.Verifier) *Metrics {
 	m.auditFails = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "asps_audit_write_failures_total", Help: "Audit records that could not be written (a release is refused when its record cannot be written).",
 	})
-	reg.MustRegister(m.requests, m.decisions, m.verifySecs, m.storeSecs, m.requestSecs, m.conns, m.connEvents, m.handshakes, m.auditFails)
+	m.verifying, m.verifyBusy = verifyGateMetrics()
+	reg.MustRegister(m.requests, m.decisions, m.verifySecs, m.storeSecs, m.requestSecs, m.conns, m.connEvents, m.handshakes, m.auditFails,
+		m.verifying, m.verifyBusy)
 	if dv != nil {
 		reg.MustRegister(&cacheCollector{dv: dv, desc: prometheus.NewDesc(
 			"asps_verifier_cache_total", "Quote verifier cache lookups by cache and result (hit, miss; eviction: entries dropped to stay within the byte bound).",

@@ -111,6 +111,13 @@ type Limits struct {
 	// good.
 	FailedAttestationRate  float64
 	FailedAttestationBurst int
+	// MaxVerifications bounds the verifications of certificates not yet
+	// verified that run at once (default DefaultMaxVerifications); four
+	// times as many may wait up to VerificationWait (default 500ms) for a
+	// turn, and a request beyond is refused with RESOURCE_EXHAUSTED
+	// (ReasonVerificationBusy). Certificates already verified skip it.
+	MaxVerifications int
+	VerificationWait time.Duration
 	// AuditSampleInterval: refusals of peers that were not attested are
 	// recorded at most once per interval and reason, with a count of
 	// those suppressed (default 1s).
@@ -161,6 +168,12 @@ func (l *Limits) defaults() {
 	if l.FailedAttestationBurst <= 0 {
 		l.FailedAttestationBurst = 20
 	}
+	if l.MaxVerifications <= 0 {
+		l.MaxVerifications = DefaultMaxVerifications()
+	}
+	if l.VerificationWait <= 0 {
+		l.VerificationWait = 500 * time.Millisecond
+	}
 	if l.AuditSampleInterval <= 0 {
 		l.AuditSampleInterval = time.Second
 	}
@@ -186,7 +199,8 @@ type Server struct {
 	opts    Options
 	grpc    *grpc.Server
 	health  *health.Server
-	fails   *failLimiter
+	fails   *sourceLimiter
+	verify  *verifyGate
 	sampler *refusalSampler
 	waiting *waitCounter
 	shed    *shedder
@@ -227,7 +241,8 @@ func New(opts Options) (*Server, error) {
 	tlsConf.ClientAuth = tls.RequireAnyClientCert
 	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return opts.Verifier.Screen(cs.PeerCertificates) }
 	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
-		fails:   newFailLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
+		fails:   newSourceLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
+		verify:  newVerifyGate(lim.MaxVerifications, lim.VerificationWait, opts.Metrics),
 		sampler: newRefusalSampler(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested),
 		shed: newShedder(lim.MaxInFlight, lim.MaxQueue, lim.QueueWait, lim.ShedRetryAfter)}
 	sopts := []grpc.ServerOption{
@@ -633,16 +648,24 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 		d.rec.ReasonCode = ReasonNoClientCertificate
 		return status.Error(codes.Unauthenticated, "attestation: no client certificate: present an RA-TLS certificate whose quote binds its key")
 	}
-	// An address whose attestations keep failing is refused before any
-	// verification, unless its certificate is already known good.
-	ip, now := hostOf(p.Addr), time.Now()
-	if s.fails.blocked(ip, now) && !s.opts.Verifier.Known(info.State.PeerCertificates[0]) {
-		d.rec.ReasonCode = ReasonRateLimited
-		return status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
+	// A certificate not yet verified costs a verification: refused
+	// before any when its source (or the source's /48) keeps failing, and
+	// verified within the bound on concurrent verifications (guard.go).
+	now := time.Now()
+	if !s.opts.Verifier.Known(info.State.PeerCertificates[0]) {
+		if s.fails.blocked(p.Addr, now) {
+			d.rec.ReasonCode = ReasonRateLimited
+			return status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
+		}
+		release, ok := s.verify.enter(ctx)
+		if !ok {
+			return s.verificationBusy(ctx, d)
+		}
+		defer release()
 	}
 	c, err := s.opts.Verifier.PeerClaims(ctx, info.State)
 	if err != nil {
-		s.fails.failed(ip, now)
+		s.fails.failed(p.Addr, now)
 		return s.attestationFailed(d, "attestation", err)
 	}
 	d.claims = c

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"net"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -44,17 +45,23 @@ func (s *Server) sessionClaims(ctx context.Context, d *decision) error {
 	// evidence, whatever the certificate: its failures count against the
 	// source address like a certificate's, and over the limit it is
 	// refused before it is verified.
-	ip, now := "", time.Now()
+	var src net.Addr
+	now := time.Now()
 	if p, ok := peer.FromContext(ctx); ok {
-		ip = hostOf(p.Addr)
+		src = p.Addr
 	}
-	if s.fails.blocked(ip, now) {
+	if s.fails.blocked(src, now) {
 		d.rec.ReasonCode = ReasonRateLimited
 		return status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
 	}
+	release, ok := s.verify.enter(ctx)
+	if !ok {
+		return s.verificationBusy(ctx, d)
+	}
+	defer release()
 	c, err := s.opts.Verifier.VerifySession(ctx, cs, []byte(vals[0]))
 	if err != nil {
-		s.fails.failed(ip, now)
+		s.fails.failed(src, now)
 		return s.attestationFailed(d, "attestation: session evidence", err)
 	}
 	if !ratls.SameWorkload(d.claims, c) {

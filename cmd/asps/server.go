@@ -16,12 +16,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	flag "github.com/spf13/pflag"
 
 	"github.com/asps-project/asps/attest"
 	"github.com/asps-project/asps/audit"
@@ -69,6 +71,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	unauthLife := fs.Duration("unattested-conn-lifetime", 30*time.Second, "close a connection on which no request has been attested within this time")
 	failRate := fs.Float64("failed-attestation-rate", 2, "failed attestations per second allowed per source address; over it (after --failed-attestation-burst) its requests are refused with RESOURCE_EXHAUSTED")
 	failBurst := fs.Int("failed-attestation-burst", 20, "failed attestations a source address may make at once")
+	sh := shedFlags(fs)
 	auditMaxSize := fs.Int("audit-max-size", audit.DefaultRotation.MaxSizeMB, "rotate the audit file at this many `MB`")
 	auditMaxBackups := fs.Int("audit-max-backups", audit.DefaultRotation.MaxBackups, "rotated audit files to keep")
 	auditMaxAge := fs.Int("audit-max-age", 0, "remove rotated audit files older than this many `days` (0: by count only)")
@@ -89,6 +92,9 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	if *policyPath == "" {
 		return &exitError{code: 2, msg: "--policy is required"}
+	}
+	if err := sh.validate(); err != nil {
+		return &exitError{code: 2, msg: err.Error()}
 	}
 	dev := *simRoot != ""
 
@@ -157,7 +163,9 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	srv, err := server.New(server.Options{Certificate: cert, Verifier: rv, Policy: holder, Store: st, Inline: inline, Audit: al, Logger: logger, Metrics: metrics,
 		Dev: dev, Limits: server.Limits{MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP, HandshakeTimeout: *handshakeTimeout, UnauthenticatedLifetime: *unauthLife,
-			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst, DrainDelay: 2 * time.Second}})
+			FailedAttestationRate: *failRate, FailedAttestationBurst: *failBurst, DrainDelay: 2 * time.Second,
+			MaxInFlight: sh.maxInFlight, MaxQueue: sh.maxWaiting, QueueWait: sh.maxWait, ShedRetryAfter: sh.retryAfter,
+			MaxVerifications: sh.maxVerify}})
 	if err != nil {
 		return err
 	}
@@ -392,3 +400,46 @@ func serverCertificate(certPath, keyPath, tee, stateDir string, stdout io.Writer
 // maxPEMFile bounds the PEM files the server reads (its TLS key pair, a
 // simulator root, its state key): a certificate chain is a few kilobytes.
 const maxPEMFile = 1 << 20
+
+// shedding holds the load-shedding flags of `asps server`.
+type shedding struct {
+	maxInFlight, maxWaiting, maxVerify int
+	maxWait, retryAfter                time.Duration
+}
+
+func shedFlags(fs *flag.FlagSet) *shedding {
+	s := &shedding{}
+	fs.IntVar(&s.maxInFlight, "max-in-flight", 64, "provisioning requests served at once; more wait (--max-waiting) or are shed with RESOURCE_EXHAUSTED and a retry hint")
+	fs.IntVar(&s.maxWaiting, "max-waiting", 256, "requests that may wait for a slot when --max-in-flight are in progress; beyond, they are shed at once")
+	fs.DurationVar(&s.maxWait, "max-wait", time.Second, "how long a waiting request may wait for a slot before it is shed")
+	fs.DurationVar(&s.retryAfter, "shed-retry-after", 250*time.Millisecond, "the retry hint sent with a shed request (clients wait at least this long, with jitter)")
+	fs.IntVar(&s.maxVerify, "max-verifications", 0, "RA-TLS verifications of certificates not yet verified that run at once (0: half the CPUs); four times as many wait briefly, more are refused with RESOURCE_EXHAUSTED. Verified certificates skip it")
+	return s
+}
+
+// validate refuses limits that would shed everything or mean nothing.
+func (s *shedding) validate() error {
+	for _, c := range []struct {
+		name string
+		ok   bool
+		val  string
+	}{
+		{"max-in-flight", s.maxInFlight > 0, strconv.Itoa(s.maxInFlight)},
+		{"max-waiting", s.maxWaiting > 0, strconv.Itoa(s.maxWaiting)},
+		{"max-wait", s.maxWait > 0, s.maxWait.String()},
+		{"shed-retry-after", s.retryAfter > 0 && s.retryAfter <= time.Minute, s.retryAfter.String()},
+		{"max-verifications", s.maxVerify >= 0, strconv.Itoa(s.maxVerify)},
+	} {
+		if !c.ok {
+			want := "a positive value"
+			switch c.name {
+			case "shed-retry-after":
+				want = "a duration above 0 and at most 1m"
+			case "max-verifications":
+				want = "0 (half the CPUs) or more"
+			}
+			return fmt.Errorf("--%s %s: want %s", c.name, c.val, want)
+		}
+	}
+	return nil
+}

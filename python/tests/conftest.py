@@ -93,7 +93,7 @@ def start_dev(
     log = devdir.parent / (devdir.name + ".log")
     args = [str(asps_bin), "dev", "--listen", "127.0.0.1:0"]
     if dir_flag:
-        args += ["--dir", str(devdir)]
+        args += ["--dev-dir", str(devdir)]
     args += extra or []
     with open(log, "wb") as lf:
         proc = subprocess.Popen(args, stdout=lf, stderr=subprocess.STDOUT, env=env)

@@ -183,7 +183,7 @@ def test_attack_wrong_server_pin_sends_nothing(dev_server: DevServer) -> None:
         c.fetch(["demo-key"])
     assert ei.value.code == "peer key does not match the pin"
     assert dev_server.pin in str(ei.value) and wrong in str(ei.value)
-    assert c._channel is None  # no gRPC channel was ever opened
+    assert c._opened == 0  # no gRPC channel was ever opened
 
 
 def test_attack_wrong_server_ca_is_refused(dev_server: DevServer, tmp_path: pathlib.Path) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RefusedError",
+    "ResourceExhaustedError",
     "ServerAuthError",
     "UnauthenticatedError",
     "UnavailableError",
@@ -74,6 +75,19 @@ class InvalidArgumentError(RefusedError):
 
 class UnavailableError(AspsError):
     """UNAVAILABLE: the server (or its secret store) could not be reached; retrying later may succeed."""
+
+    transport: bool = False
+    """True when no server answered (connection refused or reset, nothing listening): the transport's
+    error, not a server's. A client that fails over reports a server's reason in preference to it."""
+
+
+class ResourceExhaustedError(UnavailableError):
+    """RESOURCE_EXHAUSTED: the server sheds load (or rate-limits failed attestations from this address).
+
+    ``retry_after`` is the server's hint in seconds (0 when it gave none); the client never retries sooner.
+    """
+
+    retry_after: float = 0.0
 
 
 class DeadlineExceededError(UnavailableError):
