@@ -699,7 +699,7 @@ class SimAttester(Attester):
         if not (self.dev_dir / "pki" / "root.pem").is_file():
             raise AttestationError(
                 f"{self.dev_dir}/pki/root.pem: not found: not the directory of a running asps dev "
-                "(start one with asps dev --dir DIR)",
+                "(start one with asps dev --dev-dir DIR)",
                 code="simulator",
             )
 
