@@ -598,8 +598,9 @@ func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
 		return nil, fail(ErrNotFound, status, notFoundReason(where, kv, ref, a)+says(a.Errors), nil)
 	default:
 		reason, kind := statusKind(status)
-		if kind == ErrUnavailable {
-			reason += scrub(tr.String(), secrets())
+		if kind == ErrUnavailable && tr.String() != "" {
+			// The trail quotes each node's message.
+			return nil, fail(kind, status, fmt.Sprintf("%s: %s%s", where, reason, scrub(tr.String(), secrets())), nil)
 		}
 		return nil, fail(kind, status, fmt.Sprintf("%s: %s%s", where, reason, says(a.Errors)), nil)
 	}
