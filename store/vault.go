@@ -403,7 +403,8 @@ func (v *Vault) call(ctx context.Context, token, method, path string, q url.Valu
 		for k := 0; k < n; k++ {
 			i := (start + k) % n
 			var loc *url.URL
-			status, a, loc, err = v.callNode(ctx, v.nodes[i], token, method, path, q, body)
+			actx, cancel := v.attemptCtx(ctx)
+			status, a, loc, err = v.callNode(actx, v.nodes[i], token, method, path, q, body)
 			if err == nil && isRedirect(status) {
 				// A standby that cannot forward names the active node:
 				// follow once, and only to a configured node (the token
@@ -415,12 +416,13 @@ func (v *Vault) call(ctx context.Context, token, method, path string, q url.Valu
 				} else {
 					tr.add(v.nodes[i].addr, fmt.Sprintf("HTTP %d redirect to %s", status, v.nodes[j].addr))
 					i = j
-					status, a, _, err = v.callNode(ctx, v.nodes[i], token, method, path, q, body)
+					status, a, _, err = v.callNode(actx, v.nodes[i], token, method, path, q, body)
 					if err == nil && isRedirect(status) {
 						status, a, err = 0, answer{}, fmt.Errorf("%s: a second redirect (not followed)", v.nodes[i].addr)
 					}
 				}
 			}
+			cancel()
 			if err == nil && !retryableStatus(status) {
 				v.pref.Store(int32(i))
 				return status, a, tr, nil
@@ -449,6 +451,22 @@ func (v *Vault) call(ctx context.Context, token, method, path string, q url.Valu
 		backoff = min(2*backoff, roundBackoffMax)
 		start = int(v.pref.Load())
 	}
+}
+
+// minAttempt is the least time one node is given when several are
+// configured.
+const minAttempt = 500 * time.Millisecond
+
+// attemptCtx bounds one attempt on one node: with several nodes, a share
+// of Timeout (at least minAttempt), so that a node that accepts
+// connections but never answers (a partition, a hung process) cannot
+// take the whole deadline from the others; with one node, the request's
+// own context.
+func (v *Vault) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if len(v.nodes) < 2 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, max(v.timeout/time.Duration(len(v.nodes)), minAttempt))
 }
 
 // netWhat summarises a transport error for a trail.
@@ -765,7 +783,9 @@ func (v *Vault) Check(ctx context.Context) error {
 	var firstErr error
 	healthy := false
 	for _, n := range v.nodes {
-		reason, cause := v.checkNode(ctx, n)
+		actx, cancel := v.attemptCtx(ctx)
+		reason, cause := v.checkNode(actx, n)
+		cancel()
 		if reason == "" {
 			healthy = true
 			break

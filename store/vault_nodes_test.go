@@ -211,3 +211,22 @@ func TestVaultNodesConfigErrors(t *testing.T) {
 		t.Fatalf("%v %v", v, err)
 	}
 }
+
+// TestAttack_VaultStalledNodeDoesNotStallReads: a node that accepts
+// connections and never answers (a partition, a hung process) must not
+// take the whole deadline: the next node is tried in time, and Check
+// passes on the healthy node.
+func TestAttack_VaultStalledNodeDoesNotStallReads(t *testing.T) {
+	stalled, good := newFakeVault(nil), newFakeVault(nil)
+	stalled.hang = true
+	s1, s2 := startFake(t, stalled), startFake(t, good)
+	v := newTestVault(t, VaultConfig{Address: s1.URL + "," + s2.URL, Token: "hvs.root-TOKEN", Timeout: 2 * time.Second}, nil)
+	val, err := v.Get(context.Background(), Request{Name: "k", Ref: "occlum/1/image_key"})
+	if err != nil || string(val) != "image-key-v1-SECRET" {
+		t.Fatalf("with the first node stalled: %q %v", val, err)
+	}
+	v = newTestVault(t, VaultConfig{Address: s1.URL + "," + s2.URL, Token: "hvs.root-TOKEN", Timeout: 2 * time.Second}, nil)
+	if err := v.Check(context.Background()); err != nil {
+		t.Fatalf("Check with the first node stalled: %v", err)
+	}
+}
