@@ -6,7 +6,8 @@
 # sharing one policy, store (all three OpenBao nodes), collateral source
 # and server key; drives provisions with fresh evidence while it kills and
 # restarts replicas (SIGKILL, SIGTERM), SIGKILLs the OpenBao leader (and
-# restarts it: it rejoins), seals an OpenBao node and unseals it, stalls
+# restarts it: it rejoins), seals an OpenBao node and unseals it, cuts,
+# resets and slows the TCP links to OpenBao (Toxiproxy), stalls
 # the collateral source (slow, 5xx, garbage), reloads the policy and fills
 # one replica's audit disk (a tmpfs: root only, else skipped). Prints a JSON summary last; exits
 # non-zero unless 0 failed after retries, 0 wrong secrets, 0 releases

@@ -2,7 +2,8 @@
 // mode) or through a long steady load (soak mode) and prints a JSON
 // summary last. It is what scripts/chaos.sh and scripts/soak.sh run.
 //
-// It starts a 3-node OpenBao raft cluster (ASPS_VAULTDEV_BIN), a collateral source
+// It starts a 3-node OpenBao raft cluster (ASPS_VAULTDEV_BIN) behind
+// Toxiproxy TCP proxies (TCP faults: latency, reset, partition), a collateral source
 // (`asps collateral serve`) behind a fault proxy, and N `asps server`
 // replicas sharing one policy, one store, one collateral source and one
 // server key; clients provision with fresh evidence (a new key and quote
@@ -294,6 +295,11 @@ func run(o options) error {
 	}
 	cleanups = append(cleanups, v.kill)
 	logf("OpenBao cluster of 3 raft nodes ready in %.1fs", time.Since(t0).Seconds())
+	tf, err := newTCPFaults(v.addrs())
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, tf.stop)
 	for _, path := range []string{"demo", "other"} {
 		data := map[string]string{}
 		for n, val := range values {
@@ -352,7 +358,7 @@ func run(o options) error {
 		cacheDir := filepath.Join(work, fmt.Sprintf("colcache%d", i))
 		r.proc = proc{name: fmt.Sprintf("replica%d", i), log: filepath.Join(work, fmt.Sprintf("replica%d.log", i)),
 			env: []string{"VAULT_TOKEN=" + v.token},
-			args: []string{o.asps, "server", "--policy", policyPath, "--store", "vault", "--vault-addr", strings.Join(v.addrs(), ","), "--vault-kv-version", "2",
+			args: []string{o.asps, "server", "--policy", policyPath, "--store", "vault", "--vault-addr", strings.Join(tf.addrs(), ","), "--vault-kv-version", "2",
 				"--pccs", "http://" + pl.Addr().String(), "--collateral-cache", cacheDir,
 				"--tls-cert", certPEM, "--tls-key", keyPEM, "--audit", filepath.Join(r.auditDir, "audit.jsonl"), "--audit-max-size", "1", "--audit-max-backups", "100000",
 				"--metrics-listen", r.metrics, "--listen", r.listen, "--insecure-simulator-root", root}}
@@ -370,7 +376,7 @@ func run(o options) error {
 			return fmt.Errorf("%s: %v\n%s", r.name, err, tail(b))
 		}
 	}
-	logf("%d replicas up, OpenBao at %s, collateral proxy at %s", len(reps), strings.Join(v.addrs(), ","), pl.Addr())
+	logf("%d replicas up, OpenBao at %s behind Toxiproxy at %s, collateral proxy at %s", len(reps), strings.Join(v.addrs(), ","), strings.Join(tf.addrs(), ","), pl.Addr())
 
 	addrs := make([]string, len(reps))
 	for i, r := range reps {
@@ -390,7 +396,7 @@ func run(o options) error {
 	if o.soak {
 		go func() { defer fwg.Done(); samples = soakSampler(ctx, reps, o.sample) }()
 	} else {
-		go func() { defer fwg.Done(); faults(ctx, o, v, reps, fp, diskFull, policyPath, policyBase, st) }()
+		go func() { defer fwg.Done(); faults(ctx, o, v, tf, reps, fp, diskFull, policyPath, policyBase, st) }()
 	}
 	wg.Wait()
 	fwg.Wait()

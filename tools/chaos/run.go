@@ -135,8 +135,9 @@ func clientLoop(ctx context.Context, idx int, pki *sim.PKI, servers string, pin 
 // healthy again (/healthz of the replicas, sys/health of OpenBao); 0 for
 // faults the replicas ride out with nothing to repair (collateral served
 // from cache, policy reloads).
-func faults(ctx context.Context, o options, v *bao, reps []*replica, fp *faultProxy, diskFull, policyPath string, policyBase []byte, st *stats) {
-	kinds := []string{"replica_sigkill", "store_leader_kill", "collateral_slow", "policy_reload", "replica_sigterm", "store_seal", "collateral_5xx", "audit_disk_full", "collateral_garbage"}
+func faults(ctx context.Context, o options, v *bao, tf *tcpFaults, reps []*replica, fp *faultProxy, diskFull, policyPath string, policyBase []byte, st *stats) {
+	kinds := []string{"replica_sigkill", "store_leader_kill", "store_net_partition", "collateral_slow", "replica_sigterm", "store_seal",
+		"store_net_reset", "policy_reload", "collateral_5xx", "audit_disk_full", "store_net_latency", "collateral_garbage"}
 	if diskFull == "" {
 		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == "audit_disk_full" })
 	}
@@ -234,6 +235,47 @@ func faults(ctx context.Context, o options, v *bao, reps []*replica, fp *faultPr
 			t0 := time.Now()
 			if err = v.unsealNode(target); err == nil {
 				_, err = v.waitReady(60 * time.Second)
+			}
+			rec = time.Since(t0)
+		case "store_net_partition", "store_net_reset", "store_net_latency":
+			// TCP faults (Toxiproxy) between the replicas and OpenBao: the
+			// active node's link black-holed (a partition: connections
+			// stay open, nothing passes) or reset, or every link slowed.
+			// Recovery: from the toxic's removal until the affected nodes
+			// answer through their proxies again.
+			toxic := map[string][2]string{
+				"store_net_partition": {"timeout", `{"timeout":0}`},
+				"store_net_reset":     {"reset_peer", `{"timeout":0}`},
+				"store_net_latency":   {"latency", `{"latency":300,"jitter":100}`},
+			}[kind]
+			typ, attrs := toxic[0], toxic[1]
+			var targets []int
+			if kind == "store_net_latency" {
+				targets = []int{0, 1, 2}
+			} else {
+				var l *baoNode
+				if l, _, err = v.waitLeader(nil, 30*time.Second); err != nil {
+					break
+				}
+				targets = []int{slices.Index(v.nodes, l)}
+			}
+			for _, i := range targets {
+				if err = tf.add(i, kind, typ, attrs); err != nil {
+					break
+				}
+			}
+			logf("%s on OpenBao node(s) %v", kind, targets)
+			sleep(3 * time.Second)
+			t0 := time.Now()
+			for _, i := range targets {
+				if rerr := tf.remove(i, kind); rerr != nil && err == nil {
+					err = rerr
+				}
+			}
+			for _, i := range targets {
+				if _, werr := waitHTTP(tf.addrs()[i]+"/v1/sys/health?standbyok=true", 200, 30*time.Second); werr != nil && err == nil {
+					err = werr
+				}
 			}
 			rec = time.Since(t0)
 		case "collateral_slow", "collateral_5xx", "collateral_garbage":
