@@ -230,3 +230,36 @@ func TestAttack_VaultStalledNodeDoesNotStallReads(t *testing.T) {
 		t.Fatalf("Check with the first node stalled: %v", err)
 	}
 }
+
+// FuzzVaultAddrs: whatever the address list, NewVault either refuses it or
+// every node it keeps is an http(s) URL with a host, no credentials, query
+// or fragment, plain http only to a loopback host, and no node twice.
+func FuzzVaultAddrs(f *testing.F) {
+	for _, s := range []string{"http://127.0.0.1:8200", "https://a:1,https://b:2", "http://127.0.0.1:1,http://vault.example:2",
+		"https://u:p@a:1", "https://a:1?x#y", " http://[::1]:8200/ , https://a/b/", "http://localhost:1,http://LOCALHOST:1", ",", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, addr string) {
+		v, err := NewVault(VaultConfig{Address: addr, Timeout: time.Second})
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, n := range v.nodes {
+			u := n.url
+			if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+				t.Fatalf("%q: kept node %q", addr, n.addr)
+			}
+			if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+				t.Fatalf("%q: plain http to %q", addr, u.Hostname())
+			}
+			if seen[n.addr] {
+				t.Fatalf("%q: node %q twice", addr, n.addr)
+			}
+			seen[n.addr] = true
+		}
+		if len(v.nodes) == 0 || v.Address() == "" {
+			t.Fatalf("%q: no node", addr)
+		}
+	})
+}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -47,6 +49,13 @@ func StartCluster(t testing.TB, n int) *Cluster {
 		t.Fatalf("vaulttest: StartCluster(%d)", n)
 	}
 	bin := mustBinary(t)
+	if !supportsRaft(bin) {
+		msg := fmt.Sprintf("vaulttest: %s predates raft mode (no -raft flag): rebuild it with tools/vaultdev/build.sh", bin)
+		if os.Getenv(EnvRequire) == "1" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "cluster.key")
 	begin := time.Now()
@@ -87,6 +96,12 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	}
 	c.Started = time.Since(begin)
 	return c
+}
+
+// supportsRaft reports whether bin knows -raft (its -h lists it).
+func supportsRaft(bin string) bool {
+	out, _ := exec.Command(bin, "-h").CombinedOutput()
+	return strings.Contains(string(out), "-raft")
 }
 
 // freePorts returns n distinct free loopback ports.
