@@ -263,3 +263,33 @@ func FuzzVaultAddrs(f *testing.F) {
 		}
 	})
 }
+
+// TestVaultNodesAppRoleLoginOnAnotherNode: an AppRole login that a node
+// refuses with 503 (sealed, standby without a leader) or 429 is made on
+// the next node; a login refused with 400 (wrong credentials) is a verdict
+// and is not tried elsewhere.
+func TestVaultNodesAppRoleLoginOnAnotherNode(t *testing.T) {
+	for _, tc := range []struct {
+		status int
+		ok     bool
+	}{{503, true}, {429, true}, {400, false}} {
+		first, second := newFakeVault(nil), newFakeVault(nil)
+		first.loginStatus = tc.status
+		s1, s2 := startFake(t, first), startFake(t, second)
+		v := newTestVault(t, VaultConfig{Address: s1.URL + "," + s2.URL, AppRole: &AppRole{RoleID: "role-ID-1", SecretID: "secret-ID-SECRET"}, Timeout: 2 * time.Second}, nil)
+		val, err := v.Get(context.Background(), Request{Name: "k", Ref: "occlum/1/image_key"})
+		second.mu.Lock()
+		logins := second.logins
+		second.mu.Unlock()
+		if tc.ok {
+			if err != nil || string(val) != "image-key-v1-SECRET" || logins != 1 {
+				t.Fatalf("login refused with %d by the first node: %q %v, %d logins on the second", tc.status, val, err, logins)
+			}
+			continue
+		}
+		checkStoreErr(t, err, ErrPermissionDenied, "k", "", []string{"secret-ID-SECRET"})
+		if logins != 0 {
+			t.Fatalf("a 400 login was retried on the second node")
+		}
+	}
+}
