@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/vault/api"
@@ -34,10 +37,19 @@ const maxVaultResponse = 8 << 20
 // (VAULT_ADDR, VAULT_TOKEN, VAULT_SKIP_VERIFY, ...) is deliberately ignored:
 // everything is explicit.
 type VaultConfig struct {
-	// Address of the server, e.g. "https://vault.example:8200". Plain
-	// http:// is accepted only for a loopback address unless
-	// AllowInsecureHTTP is set.
+	// Address of the server, e.g. "https://vault.example:8200", or a
+	// comma-separated list of the nodes of one cluster. Plain http:// is
+	// accepted only for a loopback address unless AllowInsecureHTTP is set.
 	Address string
+	// Addresses are more nodes of the same cluster (after those of
+	// Address). With several nodes, each request starts at the node that
+	// last answered and moves on to the next one on a connection error, a
+	// 5xx (sealed, standby without an active node, ...), 412 or 429, and
+	// after a round in which every node failed so, waits (exponential
+	// backoff with jitter) and tries again until Timeout. Verdicts (403,
+	// 404, other 4xx) are never retried. Redirects are followed only to
+	// configured nodes.
+	Addresses []string
 	// Token is the server-wide token. It is optional when every request
 	// carries its own token (Request.Token, as in Intel's ASPS), and it
 	// excludes AppRole.
@@ -63,6 +75,8 @@ type VaultConfig struct {
 	DefaultField string
 	// MaxRetries is how many times a request is retried after a 5xx, 412
 	// or 429 answer or a connection error, within Timeout. Zero: none.
+	// It applies to a single node; with several, the rounds over the nodes
+	// (see Addresses) replace it.
 	MaxRetries int
 	// AllowInsecureHTTP permits http:// to a non-loopback address.
 	AllowInsecureHTTP bool
@@ -78,14 +92,14 @@ type AppRole struct {
 // Vault is the HashiCorp Vault / OpenBao KV v1 and v2 store. It is safe for
 // concurrent use.
 type Vault struct {
-	addr         string
+	addr         string // the configured addresses, comma-separated
+	nodes        []*vaultNode
+	pref         atomic.Int32 // index of the node that answered last
 	kv           int
 	field        string
 	timeout      time.Duration
 	staticToken  string
 	transport    *http.Transport
-	base         *api.Client // template: only copied (WithRequestCallbacks), never used or changed
-	root         *api.Client // the same without a namespace, for sys/health
 	auth         *approleAuth
 	now          func() time.Time
 	configSecret []string // the configured credentials, scrubbed from messages
@@ -93,29 +107,72 @@ type Vault struct {
 
 var _ Store = (*Vault)(nil)
 
-// NewVault checks the configuration and returns a store. It does not
-// contact the server; use Check for that.
-func NewVault(cfg VaultConfig) (*Vault, error) {
-	u, err := url.Parse(cfg.Address)
-	if err != nil || cfg.Address == "" {
-		return nil, fmt.Errorf("vault: address %q: not a URL", cfg.Address)
+// vaultNode is one configured server.
+type vaultNode struct {
+	addr string
+	url  *url.URL
+	base *api.Client // template: only copied (WithRequestCallbacks), never used or changed
+	root *api.Client // the same without a namespace, for sys/health
+}
+
+// parseVaultAddrs splits and checks the configured addresses.
+func parseVaultAddrs(cfg VaultConfig) ([]*url.URL, error) {
+	var raw []string
+	if cfg.Address != "" {
+		raw = strings.Split(cfg.Address, ",")
+	}
+	raw = append(raw, cfg.Addresses...)
+	if len(raw) == 0 {
+		return nil, errors.New(`vault: address "": not a URL`)
+	}
+	seen := map[string]bool{}
+	var us []*url.URL
+	for _, a := range raw {
+		a = strings.TrimSpace(a)
+		u, err := parseVaultAddr(a, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if seen[u.String()] {
+			return nil, fmt.Errorf("vault: address %q given twice", a)
+		}
+		seen[u.String()] = true
+		us = append(us, u)
+	}
+	return us, nil
+}
+
+func parseVaultAddr(addr string, cfg VaultConfig) (*url.URL, error) {
+	u, err := url.Parse(addr)
+	if err != nil || addr == "" {
+		return nil, fmt.Errorf("vault: address %q: not a URL", addr)
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return nil, fmt.Errorf("vault: address %q: scheme must be https or http", cfg.Address)
+		return nil, fmt.Errorf("vault: address %q: scheme must be https or http", addr)
 	case u.Host == "":
-		return nil, fmt.Errorf("vault: address %q: no host", cfg.Address)
+		return nil, fmt.Errorf("vault: address %q: no host", addr)
 	case u.User != nil:
 		return nil, errors.New("vault: address: credentials in the URL are not allowed")
-	case u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("vault: address %q: no query or fragment allowed", cfg.Address)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return nil, fmt.Errorf("vault: address %q: no query or fragment allowed", addr)
 	case u.Scheme == "http" && !isLoopback(u.Hostname()) && !cfg.AllowInsecureHTTP:
-		return nil, fmt.Errorf("vault: address %q: plain http to a non-loopback host sends secrets and tokens in clear; use https (or set AllowInsecureHTTP)", cfg.Address)
+		return nil, fmt.Errorf("vault: address %q: plain http to a non-loopback host sends secrets and tokens in clear; use https (or set AllowInsecureHTTP)", addr)
 	case u.Scheme == "http" && (cfg.CACert != "" || cfg.TLSServerName != ""):
-		return nil, fmt.Errorf("vault: address %q is http but TLS settings are given", cfg.Address)
+		return nil, fmt.Errorf("vault: address %q is http but TLS settings are given", addr)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return u, nil
+}
+
+// NewVault checks the configuration and returns a store. It does not
+// contact the server; use Check for that.
+func NewVault(cfg VaultConfig) (*Vault, error) {
+	urls, err := parseVaultAddrs(cfg)
+	if err != nil {
+		return nil, err
 	}
 	v := &Vault{
-		addr:        strings.TrimSuffix(u.String(), "/"),
 		kv:          cfg.KVVersion,
 		field:       cfg.DefaultField,
 		timeout:     cfg.Timeout,
@@ -201,29 +258,43 @@ func NewVault(cfg VaultConfig) (*Vault, error) {
 	}
 	hc := &http.Client{
 		Transport: v.transport,
-		// The Vault client follows one redirect itself (standby nodes).
+		// Redirects are this store's business (see call): neither net/http
+		// nor the Vault client follows them, since the Vault client would
+		// send the token to whatever host a Location names.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	client, err := api.NewClient(&api.Config{
-		Address:    v.addr,
-		HttpClient: hc,
-		// No client-side timeout: the caller's context, bounded by
-		// v.timeout, governs the request and the reading of the body.
-		Timeout:    0,
-		MaxRetries: cfg.MaxRetries,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("vault: client: %w", err)
+	// With several nodes, call goes round them instead of retrying one.
+	maxRetries := cfg.MaxRetries
+	if len(urls) > 1 {
+		maxRetries = 0
 	}
-	// Undo what api.NewClient takes from the environment.
-	client.SetToken("")
-	client.SetHeaders(http.Header{api.RequestHeaderName: {"true"}})
-	client.SetWrappingLookupFunc(func(string, string) string { return "" })
-	v.root = client.WithNamespace("")
-	if cfg.Namespace != "" {
-		client.SetNamespace(cfg.Namespace)
+	var addrs []string
+	for _, u := range urls {
+		client, err := api.NewClient(&api.Config{
+			Address:    u.String(),
+			HttpClient: hc,
+			// No client-side timeout: the caller's context, bounded by
+			// v.timeout, governs the request and the reading of the body.
+			Timeout:          0,
+			MaxRetries:       maxRetries,
+			DisableRedirects: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("vault: client: %w", err)
+		}
+		// Undo what api.NewClient takes from the environment.
+		client.SetToken("")
+		client.SetHeaders(http.Header{api.RequestHeaderName: {"true"}})
+		client.SetWrappingLookupFunc(func(string, string) string { return "" })
+		n := &vaultNode{addr: u.String(), url: u, root: client.WithNamespace("")}
+		if cfg.Namespace != "" {
+			client.SetNamespace(cfg.Namespace)
+		}
+		n.base = client
+		v.nodes = append(v.nodes, n)
+		addrs = append(addrs, n.addr)
 	}
-	v.base = client
+	v.addr = strings.Join(addrs, ",")
 	return v, nil
 }
 
@@ -249,7 +320,8 @@ func validToken(t string) bool {
 // Kind returns "vault".
 func (v *Vault) Kind() string { return "vault" }
 
-// Address returns the server's address.
+// Address returns the server's address (the nodes' addresses,
+// comma-separated).
 func (v *Vault) Address() string { return v.addr }
 
 // Close releases idle connections.
@@ -277,11 +349,159 @@ type answer struct {
 	} `json:"auth"`
 }
 
-// call performs one request. A non-nil error means no HTTP answer (network,
-// TLS, timeout); otherwise status is the HTTP status and a is the decoded
-// body (zero if empty or not JSON).
-func (v *Vault) call(ctx context.Context, token, method, path string, q url.Values, body []byte) (status int, a answer, err error) {
-	c := v.client(v.base, token)
+// trail records the nodes a call tried, for error messages.
+type trail struct {
+	multi bool // several nodes are configured
+	steps []string
+}
+
+func (t *trail) add(addr, what string) {
+	if len(t.steps) < 12 {
+		t.steps = append(t.steps, addr+": "+what)
+	} else if len(t.steps) == 12 {
+		t.steps = append(t.steps, "...")
+	}
+}
+
+// String is "" with a single node, else " (nodes tried: ...)".
+func (t trail) String() string {
+	if !t.multi || len(t.steps) == 0 {
+		return ""
+	}
+	return " (nodes tried: " + strings.Join(t.steps, "; ") + ")"
+}
+
+// retryableStatus: answers after which another node (or a later try) may
+// do better. Everything else is the cluster's verdict.
+func retryableStatus(status int) bool {
+	return status >= 500 || status == http.StatusTooManyRequests || status == http.StatusPreconditionFailed
+}
+
+func isRedirect(status int) bool {
+	return status == http.StatusMovedPermanently || status == http.StatusFound ||
+		status == http.StatusTemporaryRedirect || status == http.StatusPermanentRedirect
+}
+
+// Backoff between rounds over all nodes (several nodes only).
+const (
+	roundBackoffMin = 50 * time.Millisecond
+	roundBackoffMax = time.Second
+)
+
+// call performs one request, on the nodes in turn from the one that
+// answered last (see VaultConfig.Addresses). A non-nil error means no HTTP
+// answer (network, TLS, timeout, a redirect to a host that is not
+// configured) from the last node tried; otherwise status is the HTTP status
+// and a is the decoded body (zero if empty or not JSON). tr says which
+// nodes were tried and why they were left.
+func (v *Vault) call(ctx context.Context, token, method, path string, q url.Values, body []byte) (status int, a answer, tr trail, err error) {
+	n := len(v.nodes)
+	tr.multi = n > 1
+	start := int(v.pref.Load())
+	backoff := roundBackoffMin
+	for {
+		for k := 0; k < n; k++ {
+			i := (start + k) % n
+			var loc *url.URL
+			actx, cancel := v.attemptCtx(ctx)
+			status, a, loc, err = v.callNode(actx, v.nodes[i], token, method, path, q, body)
+			if err == nil && isRedirect(status) {
+				// A standby that cannot forward names the active node:
+				// follow once, and only to a configured node (the token
+				// goes with the request).
+				j := v.nodeAt(loc)
+				if j < 0 {
+					tr.add(v.nodes[i].addr, fmt.Sprintf("HTTP %d redirect to a host that is not a configured node (not followed)", status))
+					status, a, err = 0, answer{}, fmt.Errorf("%s: HTTP %d redirect to a host that is not a configured node (not followed)", v.nodes[i].addr, status)
+				} else {
+					tr.add(v.nodes[i].addr, fmt.Sprintf("HTTP %d redirect to %s", status, v.nodes[j].addr))
+					i = j
+					status, a, _, err = v.callNode(actx, v.nodes[i], token, method, path, q, body)
+					if err == nil && isRedirect(status) {
+						status, a, err = 0, answer{}, fmt.Errorf("%s: a second redirect (not followed)", v.nodes[i].addr)
+					}
+				}
+			}
+			cancel()
+			if err == nil && !retryableStatus(status) {
+				v.pref.Store(int32(i))
+				return status, a, tr, nil
+			}
+			if err != nil {
+				tr.add(v.nodes[i].addr, netWhat(ctx, err))
+			} else {
+				reason, _ := statusKind(status)
+				tr.add(v.nodes[i].addr, reason+scrub(vaultSays(a.Errors), nil))
+			}
+			if ctx.Err() != nil || n == 1 {
+				return status, a, tr, err
+			}
+		}
+		// Every node failed: the cluster may be electing a leader or
+		// unsealing. Wait (jittered exponential backoff) and go round
+		// again, within the caller's deadline.
+		d := backoff/2 + rand.N(backoff/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return status, a, tr, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, roundBackoffMax)
+		start = int(v.pref.Load())
+	}
+}
+
+// minAttempt is the least time one node is given when several are
+// configured.
+const minAttempt = 500 * time.Millisecond
+
+// attemptCtx bounds one attempt on one node: with several nodes, a share
+// of Timeout (at least minAttempt), so that a node that accepts
+// connections but never answers (a partition, a hung process) cannot
+// take the whole deadline from the others; with one node, the request's
+// own context.
+func (v *Vault) attemptCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if len(v.nodes) < 2 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, max(v.timeout/time.Duration(len(v.nodes)), minAttempt))
+}
+
+// netWhat summarises a transport error for a trail.
+func netWhat(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || errors.Is(err, context.DeadlineExceeded):
+		return "no answer within the time allowed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return "connection reset"
+	default:
+		return "no usable answer"
+	}
+}
+
+// nodeAt returns the index of the configured node a redirect's Location
+// names (same scheme, host and port, path below the node's), or -1.
+func (v *Vault) nodeAt(loc *url.URL) int {
+	if loc == nil {
+		return -1
+	}
+	for i, n := range v.nodes {
+		if loc.Scheme == n.url.Scheme && strings.EqualFold(loc.Host, n.url.Host) &&
+			loc.User == nil && strings.HasPrefix(loc.Path, n.url.Path+"/") {
+			return i
+		}
+	}
+	return -1
+}
+
+// callNode performs one request on one node; loc is the Location of a
+// redirect.
+func (v *Vault) callNode(ctx context.Context, node *vaultNode, token, method, path string, q url.Values, body []byte) (status int, a answer, loc *url.URL, err error) {
+	c := v.client(node.base, token)
 	var resp *api.Response
 	if method == http.MethodGet {
 		resp, err = c.Logical().ReadRawWithDataWithContext(ctx, path, q)
@@ -292,19 +512,24 @@ func (v *Vault) call(ctx context.Context, token, method, path string, q url.Valu
 		if err == nil {
 			err = errors.New("no answer")
 		}
-		return 0, a, err
+		return 0, a, nil, err
 	}
 	defer resp.Body.Close()
 	var re *api.ResponseError
 	if err != nil && !errors.As(err, &re) {
-		return 0, a, err
+		return 0, a, nil, err
+	}
+	if isRedirect(resp.StatusCode) {
+		loc, _ = resp.Location()
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return resp.StatusCode, a, loc, nil
 	}
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxVaultResponse+1))
 	if err != nil {
-		return 0, a, fmt.Errorf("reading the answer: %w", err)
+		return 0, a, nil, fmt.Errorf("reading the answer: %w", err)
 	}
 	if len(raw) > maxVaultResponse {
-		return 0, a, fmt.Errorf("answer larger than %d bytes", maxVaultResponse)
+		return 0, a, nil, fmt.Errorf("answer larger than %d bytes", maxVaultResponse)
 	}
 	if len(bytes.TrimSpace(raw)) > 0 {
 		dec := json.NewDecoder(bytes.NewReader(raw))
@@ -312,11 +537,11 @@ func (v *Vault) call(ctx context.Context, token, method, path string, q url.Valu
 		if err := dec.Decode(&a); err != nil {
 			a = answer{}
 			if resp.StatusCode/100 == 2 {
-				return 0, a, errors.New("the answer is not Vault's JSON")
+				return 0, a, nil, errors.New("the answer is not Vault's JSON")
 			}
 		}
 	}
-	return resp.StatusCode, a, nil
+	return resp.StatusCode, a, nil, nil
 }
 
 // Get reads the secret at req.Ref (syntax in the package documentation)
@@ -366,14 +591,15 @@ func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
 
 	var status int
 	var a answer
+	var tr trail
 	for attempt := 0; ; attempt++ {
 		tok, fromAppRole, terr := v.tokenFor(ctx, req.Token)
 		if terr != nil {
 			return nil, fail(terr.Kind, terr.Status, terr.Reason, terr.Err)
 		}
-		status, a, err = v.call(ctx, tok, http.MethodGet, path, q, nil)
+		status, a, tr, err = v.call(ctx, tok, http.MethodGet, path, q, nil)
 		if err != nil {
-			return nil, fail(ErrUnavailable, 0, v.netReason(ctx, where), err)
+			return nil, fail(ErrUnavailable, 0, v.netReason(ctx, where)+scrub(tr.String(), secrets()), err)
 		}
 		if status == http.StatusForbidden && fromAppRole && attempt == 0 {
 			// The AppRole token may have expired or been revoked: log in
@@ -390,6 +616,10 @@ func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
 		return nil, fail(ErrNotFound, status, notFoundReason(where, kv, ref, a)+says(a.Errors), nil)
 	default:
 		reason, kind := statusKind(status)
+		if kind == ErrUnavailable && tr.String() != "" {
+			// The trail quotes each node's message.
+			return nil, fail(kind, status, fmt.Sprintf("%s: %s%s", where, reason, scrub(tr.String(), secrets())), nil)
+		}
 		return nil, fail(kind, status, fmt.Sprintf("%s: %s%s", where, reason, says(a.Errors)), nil)
 	}
 	if a.Data == nil {
@@ -507,10 +737,14 @@ func vaultSays(errs []string) string {
 }
 
 func (v *Vault) netReason(ctx context.Context, where string) string {
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return fmt.Sprintf("%s: no answer from %s within the time allowed", where, v.addr)
+	who := v.addr
+	if len(v.nodes) > 1 {
+		who = "any of " + strings.ReplaceAll(v.addr, ",", ", ")
 	}
-	return fmt.Sprintf("%s: no usable answer from %s", where, v.addr)
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Sprintf("%s: no answer from %s within the time allowed", where, who)
+	}
+	return fmt.Sprintf("%s: no usable answer from %s", where, who)
 }
 
 // tokenFor chooses the token: the request's, else the static one, else
@@ -544,19 +778,29 @@ func (v *Vault) Check(ctx context.Context) error {
 	fail := func(kind error, reason string, cause error) error {
 		return &Error{Store: "vault", Kind: kind, Reason: reason, Err: scrubErr(cause, v.configSecret)}
 	}
-	h, err := v.client(v.root, "").Sys().HealthWithContext(ctx)
-	if err != nil {
-		var re *api.ResponseError
-		if errors.As(err, &re) {
-			return fail(ErrUnavailable, fmt.Sprintf("GET /v1/sys/health at %s: HTTP %d%s", v.addr, re.StatusCode, scrub(vaultSays(re.Errors), v.configSecret)), nil)
+	// One healthy node is enough: requests go round the nodes.
+	var problems []string
+	var firstErr error
+	healthy := false
+	for _, n := range v.nodes {
+		actx, cancel := v.attemptCtx(ctx)
+		reason, cause := v.checkNode(actx, n)
+		cancel()
+		if reason == "" {
+			healthy = true
+			break
 		}
-		return fail(ErrUnavailable, v.netReason(ctx, "GET /v1/sys/health"), err)
+		problems = append(problems, reason)
+		if firstErr == nil {
+			firstErr = cause
+		}
 	}
-	switch {
-	case !h.Initialized:
-		return fail(ErrUnavailable, v.addr+" is not initialised", nil)
-	case h.Sealed:
-		return fail(ErrUnavailable, v.addr+" is sealed", nil)
+	if !healthy {
+		reason := problems[0]
+		if len(problems) > 1 {
+			reason = "no healthy node: " + strings.Join(problems, "; ")
+		}
+		return fail(ErrUnavailable, reason, firstErr)
 	}
 	if v.auth != nil {
 		if _, err := v.auth.get(ctx, v); err != nil {
@@ -565,6 +809,29 @@ func (v *Vault) Check(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// checkNode returns "" if the node answers initialised and unsealed, else
+// why not.
+func (v *Vault) checkNode(ctx context.Context, n *vaultNode) (string, error) {
+	h, err := v.client(n.root, "").Sys().HealthWithContext(ctx)
+	if err != nil {
+		var re *api.ResponseError
+		if errors.As(err, &re) {
+			return fmt.Sprintf("GET /v1/sys/health at %s: HTTP %d%s", n.addr, re.StatusCode, scrub(vaultSays(re.Errors), v.configSecret)), nil
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Sprintf("GET /v1/sys/health: no answer from %s within the time allowed", n.addr), err
+		}
+		return fmt.Sprintf("GET /v1/sys/health: no usable answer from %s", n.addr), err
+	}
+	switch {
+	case !h.Initialized:
+		return n.addr + " is not initialised", nil
+	case h.Sealed:
+		return n.addr + " is sealed", nil
+	}
+	return "", nil
 }
 
 // ---- AppRole ----
@@ -675,15 +942,15 @@ func (v *Vault) login(ctx context.Context) (token string, ttl time.Duration, ren
 	if err != nil {
 		return "", 0, false, &Error{Kind: ErrPermissionDenied, Reason: where + ": cannot encode the credentials"}
 	}
-	status, a, err := v.call(ctx, "", http.MethodPost, "auth/"+cfg.MountPath+"/login", nil, b)
+	status, a, tr, err := v.call(ctx, "", http.MethodPost, "auth/"+cfg.MountPath+"/login", nil, b)
 	if err != nil {
-		return "", 0, false, &Error{Kind: ErrUnavailable, Reason: v.netReason(ctx, where), Err: scrubErr(err, v.configSecret)}
+		return "", 0, false, &Error{Kind: ErrUnavailable, Reason: v.netReason(ctx, where) + scrub(tr.String(), v.configSecret), Err: scrubErr(err, v.configSecret)}
 	}
 	switch {
 	case status/100 == 2:
-	case status == http.StatusTooManyRequests || status == http.StatusPreconditionFailed || status >= 500:
+	case retryableStatus(status):
 		reason, kind := statusKind(status)
-		return "", 0, false, &Error{Kind: kind, Status: status, Reason: where + ": " + reason + scrub(vaultSays(a.Errors), v.configSecret)}
+		return "", 0, false, &Error{Kind: kind, Status: status, Reason: where + ": " + reason + scrub(tr.String()+vaultSays(a.Errors), v.configSecret)}
 	default:
 		return "", 0, false, &Error{Kind: ErrPermissionDenied, Status: status,
 			Reason: fmt.Sprintf("%s: refused (HTTP %d)%s", where, status, scrub(vaultSays(a.Errors), v.configSecret))}
@@ -696,7 +963,7 @@ func (v *Vault) login(ctx context.Context) (token string, ttl time.Duration, ren
 
 // renewSelf renews token; ok is false if the renewal failed.
 func (v *Vault) renewSelf(ctx context.Context, token string) (time.Duration, bool) {
-	status, a, err := v.call(ctx, token, http.MethodPost, "auth/token/renew-self", nil, []byte("{}"))
+	status, a, _, err := v.call(ctx, token, http.MethodPost, "auth/token/renew-self", nil, []byte("{}"))
 	if err != nil || status/100 != 2 || a.Auth == nil || a.Auth.LeaseDuration <= 0 {
 		return 0, false
 	}

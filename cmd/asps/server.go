@@ -51,7 +51,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	policyPath := fs.String("policy", envDefault("ASPS_POLICY", ""), "policy `FILE` (JSON or YAML; Intel ASPS and Occlum formats are imported) [ASPS_POLICY]")
 	listen := fs.String("listen", envDefault("ASPS_LISTEN", ":7443"), "gRPC listen `ADDR` [ASPS_LISTEN]")
 	storeSpec := fs.String("store", envDefault("ASPS_STORE", ""), "secret store: file:PATH, or vault (with the --vault-* flags) [ASPS_STORE]")
-	vaultAddr := fs.String("vault-addr", envDefault("VAULT_ADDR", ""), "Vault/OpenBao `URL` [VAULT_ADDR]")
+	vaultAddr := fs.String("vault-addr", envDefault("VAULT_ADDR", ""), "Vault/OpenBao `URL`, or the comma-separated URLs of a cluster's nodes (failover) [VAULT_ADDR]")
 	vaultCA := fs.String("vault-ca", envDefault("VAULT_CACERT", ""), "CA `PEM` for Vault's TLS [VAULT_CACERT]")
 	vaultNS := fs.String("vault-namespace", envDefault("VAULT_NAMESPACE", ""), "Vault namespace [VAULT_NAMESPACE]")
 	vaultKV := fs.Int("vault-kv-version", 1, "KV version of references without a kv1:/kv2: prefix")

@@ -44,6 +44,9 @@ const (
 	EnvBin = "ASPS_VAULTDEV_BIN"
 	// EnvRequire set to "1" turns "no vault binary" into a test failure.
 	EnvRequire = "ASPS_REQUIRE_VAULT"
+	// EnvLogLevel sets vaultdev's -log-level (its log is shown when a test
+	// fails).
+	EnvLogLevel = "ASPS_VAULTDEV_LOG_LEVEL"
 
 	startTimeout = 60 * time.Second
 )
@@ -57,11 +60,17 @@ type Server struct {
 	// UnsealKey is the single Shamir unseal key, base64.
 	UnsealKey string
 
+	// ClusterAddr and NodeID are set for a node of a Cluster.
+	ClusterAddr string
+	NodeID      string
+
 	t          testing.TB
 	bin        string
 	storageDir string
 	logPath    string
 	port       int
+	// raft mode (a Cluster node): extra vaultdev flags.
+	raftArgs []string
 
 	mu    sync.Mutex
 	cmd   *exec.Cmd
@@ -73,6 +82,17 @@ type Server struct {
 // t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	s := newServer(t, mustBinary(t), t.TempDir())
+	if err := s.start(0, false); err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
+	return s
+}
+
+// mustBinary returns the vaultdev binary or skips (fails with
+// ASPS_REQUIRE_VAULT=1) the test.
+func mustBinary(t testing.TB) string {
+	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		if os.Getenv(EnvRequire) == "1" {
@@ -80,15 +100,20 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("vaulttest: skipping, no vaultdev binary (set %s to a binary built by tools/vaultdev/build.sh, or %s=1 to fail): %v", EnvBin, EnvRequire, err)
 	}
-	dir := t.TempDir()
+	return bin
+}
+
+// newServer prepares a server in dir and registers its shutdown (and, if
+// the test failed, the dump of its log) with t.Cleanup.
+func newServer(t testing.TB, bin, dir string) *Server {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatalf("vaulttest: %v", err)
+	}
 	s := &Server{
 		t:          t,
 		bin:        bin,
 		storageDir: filepath.Join(dir, "storage"),
 		logPath:    filepath.Join(dir, "vaultdev.log"),
-	}
-	if err := s.start(0, false); err != nil {
-		t.Fatalf("vaulttest: %v", err)
 	}
 	t.Cleanup(func() {
 		s.Stop()
@@ -119,6 +144,39 @@ func (s *Server) Stop() {
 		<-done
 	}
 	_ = stdin.Close()
+}
+
+// Kill kills the server with SIGKILL (no shutdown at all, as a crash) and
+// waits for it to exit. It is a no-op on a stopped server.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, stdin, done := s.cmd, s.stdin, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	<-done
+	_ = stdin.Close()
+}
+
+// Running reports whether the server process is running (started and not
+// stopped or killed by this package).
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
+// StartAgain starts a stopped or killed server with its storage on its
+// port (unsealed unless sealed). Unlike Restart it never moves to another
+// port: a cluster node's address must stay the same.
+func (s *Server) StartAgain(sealed bool) error {
+	if s.Running() {
+		return errors.New("vaulttest: already running")
+	}
+	return s.start(s.port, sealed)
 }
 
 // Restart stops the server and starts it again on the same port if that is
@@ -202,9 +260,11 @@ func (s *Server) Do(method, path string, body any) (int, []byte, error) {
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 type readyLine struct {
-	Addr      string `json:"addr"`
-	RootToken string `json:"root_token"`
-	UnsealKey string `json:"unseal_key"`
+	Addr        string `json:"addr"`
+	RootToken   string `json:"root_token"`
+	UnsealKey   string `json:"unseal_key"`
+	ClusterAddr string `json:"cluster_addr"`
+	NodeID      string `json:"node_id"`
 }
 
 func (s *Server) start(port int, sealed bool) error {
@@ -216,6 +276,10 @@ func (s *Server) start(port int, sealed bool) error {
 	logStart, _ := logf.Seek(0, io.SeekEnd)
 
 	args := []string{"-port", strconv.Itoa(port), "-storage-dir", s.storageDir, "-exit-on-stdin-eof"}
+	args = append(args, s.raftArgs...)
+	if lvl := os.Getenv(EnvLogLevel); lvl != "" {
+		args = append(args, "-log-level", lvl)
+	}
 	if sealed {
 		args = append(args, "-sealed")
 	}
@@ -282,6 +346,7 @@ func (s *Server) start(port int, sealed bool) error {
 
 	s.mu.Lock()
 	s.Addr, s.RootToken, s.UnsealKey = rl.Addr, rl.RootToken, rl.UnsealKey
+	s.ClusterAddr, s.NodeID = rl.ClusterAddr, rl.NodeID
 	s.cmd, s.stdin, s.done = cmd, stdin, done
 	s.mu.Unlock()
 	if _, p, err := net.SplitHostPort(strings.TrimPrefix(rl.Addr, "http://")); err == nil {

@@ -2,7 +2,8 @@
 // mode) or through a long steady load (soak mode) and prints a JSON
 // summary last. It is what scripts/chaos.sh and scripts/soak.sh run.
 //
-// It starts an OpenBao dev node (ASPS_VAULTDEV_BIN), a collateral source
+// It starts a 3-node OpenBao raft cluster (ASPS_VAULTDEV_BIN) behind
+// Toxiproxy TCP proxies (TCP faults: latency, reset, partition), a collateral source
 // (`asps collateral serve`) behind a fault proxy, and N `asps server`
 // replicas sharing one policy, one store, one collateral source and one
 // server key; clients provision with fresh evidence (a new key and quote
@@ -18,7 +19,6 @@ import (
 	crand "crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"flag"
@@ -32,7 +32,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -166,62 +165,6 @@ func waitHTTP(url string, want int, limit time.Duration) (time.Duration, error) 
 	return time.Since(start), fmt.Errorf("%s: not %d after %v", url, want, limit)
 }
 
-// vault is the OpenBao dev node.
-type vault struct {
-	proc
-	port   int
-	addr   string
-	token  string
-	unseal string
-}
-
-func (v *vault) do(method, path string, body any) (int, error) {
-	var r io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		r = strings.NewReader(string(b))
-	}
-	req, _ := http.NewRequest(method, v.addr+"/v1/"+path, r)
-	req.Header.Set("X-Vault-Token", v.token)
-	resp, err := httpc.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, nil
-}
-
-func (v *vault) startAndRead() error {
-	// vaultdev prints one JSON ready line on stdout; it goes to the log,
-	// so read it from there.
-	before := 0
-	if b, err := os.ReadFile(v.log); err == nil {
-		before = len(b)
-	}
-	if err := v.start(); err != nil {
-		return err
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		b, _ := os.ReadFile(v.log)
-		for _, line := range strings.Split(string(b[min(before, len(b)):]), "\n") {
-			var rl struct {
-				Addr      string `json:"addr"`
-				RootToken string `json:"root_token"`
-				UnsealKey string `json:"unseal_key"`
-			}
-			if json.Unmarshal([]byte(line), &rl) == nil && rl.Addr != "" {
-				v.addr, v.token, v.unseal = rl.Addr, rl.RootToken, rl.UnsealKey
-				_, err := waitHTTP(v.addr+"/v1/sys/health", 200, 30*time.Second)
-				return err
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return errors.New("vaultdev did not start")
-}
-
 // faultProxy sits in front of the collateral source: ok, slow, 5xx or
 // garbage.
 type faultProxy struct {
@@ -274,6 +217,7 @@ type stats struct {
 	faultActive  atomic.Int32
 	faultsByKind map[string]int
 	recovery     map[string][]float64
+	election     map[string][]float64 // OpenBao: time to a new serving leader
 	retries      atomic.Uint64
 	unaudited    []string
 }
@@ -344,12 +288,18 @@ func run(o options) error {
 	for _, n := range []string{"demo-key", "db-password", "other-app"} {
 		values[n] = hex.EncodeToString(randBytes(16))
 	}
-	v := &vault{port: freePort()}
-	v.proc = proc{name: "vaultdev", args: []string{o.vaultdev, "-port", strconv.Itoa(v.port), "-storage-dir", filepath.Join(work, "vault")}, log: filepath.Join(work, "vaultdev.log")}
-	if err := v.startAndRead(); err != nil {
+	t0 := time.Now()
+	v, err := startBao(o.vaultdev, work)
+	if err != nil {
 		return err
 	}
-	cleanups = append(cleanups, func() { v.signal(syscall.SIGKILL) })
+	cleanups = append(cleanups, v.kill)
+	logf("OpenBao cluster of 3 raft nodes ready in %.1fs", time.Since(t0).Seconds())
+	tf, err := newTCPFaults(v.addrs())
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, tf.stop)
 	for _, path := range []string{"demo", "other"} {
 		data := map[string]string{}
 		for n, val := range values {
@@ -357,8 +307,8 @@ func run(o options) error {
 				data[n] = val
 			}
 		}
-		if code, err := v.do(http.MethodPost, "secret/data/chaos/"+path, map[string]any{"data": data}); err != nil || code/100 != 2 {
-			return fmt.Errorf("vault write: %d %v", code, err)
+		if err := v.write("chaos/"+path, data); err != nil {
+			return err
 		}
 	}
 	policyBase := devmode.DemoPolicy()
@@ -408,7 +358,7 @@ func run(o options) error {
 		cacheDir := filepath.Join(work, fmt.Sprintf("colcache%d", i))
 		r.proc = proc{name: fmt.Sprintf("replica%d", i), log: filepath.Join(work, fmt.Sprintf("replica%d.log", i)),
 			env: []string{"VAULT_TOKEN=" + v.token},
-			args: []string{o.asps, "server", "--policy", policyPath, "--store", "vault", "--vault-addr", v.addr, "--vault-kv-version", "2",
+			args: []string{o.asps, "server", "--policy", policyPath, "--store", "vault", "--vault-addr", strings.Join(tf.addrs(), ","), "--vault-kv-version", "2",
 				"--pccs", "http://" + pl.Addr().String(), "--collateral-cache", cacheDir,
 				"--tls-cert", certPEM, "--tls-key", keyPEM, "--audit", filepath.Join(r.auditDir, "audit.jsonl"), "--audit-max-size", "1", "--audit-max-backups", "100000",
 				"--metrics-listen", r.metrics, "--listen", r.listen, "--insecure-simulator-root", root}}
@@ -426,13 +376,13 @@ func run(o options) error {
 			return fmt.Errorf("%s: %v\n%s", r.name, err, tail(b))
 		}
 	}
-	logf("%d replicas up, OpenBao at %s, collateral proxy at %s", len(reps), v.addr, pl.Addr())
+	logf("%d replicas up, OpenBao at %s behind Toxiproxy at %s, collateral proxy at %s", len(reps), strings.Join(v.addrs(), ","), strings.Join(tf.addrs(), ","), pl.Addr())
 
 	addrs := make([]string, len(reps))
 	for i, r := range reps {
 		addrs[i] = r.listen
 	}
-	st := &stats{faultsByKind: map[string]int{}, recovery: map[string][]float64{}}
+	st := &stats{faultsByKind: map[string]int{}, recovery: map[string][]float64{}, election: map[string][]float64{}}
 	ctx, cancel := context.WithTimeout(context.Background(), o.duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -446,7 +396,7 @@ func run(o options) error {
 	if o.soak {
 		go func() { defer fwg.Done(); samples = soakSampler(ctx, reps, o.sample) }()
 	} else {
-		go func() { defer fwg.Done(); faults(ctx, o, v, reps, fp, diskFull, policyPath, policyBase, st) }()
+		go func() { defer fwg.Done(); faults(ctx, o, v, tf, reps, fp, diskFull, policyPath, policyBase, st) }()
 	}
 	wg.Wait()
 	fwg.Wait()

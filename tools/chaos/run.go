@@ -135,8 +135,9 @@ func clientLoop(ctx context.Context, idx int, pki *sim.PKI, servers string, pin 
 // healthy again (/healthz of the replicas, sys/health of OpenBao); 0 for
 // faults the replicas ride out with nothing to repair (collateral served
 // from cache, policy reloads).
-func faults(ctx context.Context, o options, v *vault, reps []*replica, fp *faultProxy, diskFull, policyPath string, policyBase []byte, st *stats) {
-	kinds := []string{"replica_sigkill", "store_leader_kill", "collateral_slow", "policy_reload", "replica_sigterm", "store_seal", "collateral_5xx", "audit_disk_full", "collateral_garbage"}
+func faults(ctx context.Context, o options, v *bao, tf *tcpFaults, reps []*replica, fp *faultProxy, diskFull, policyPath string, policyBase []byte, st *stats) {
+	kinds := []string{"replica_sigkill", "store_leader_kill", "store_net_partition", "collateral_slow", "replica_sigterm", "store_seal",
+		"store_net_reset", "policy_reload", "collateral_5xx", "audit_disk_full", "store_net_latency", "collateral_garbage"}
 	if diskFull == "" {
 		kinds = slices.DeleteFunc(kinds, func(k string) bool { return k == "audit_disk_full" })
 	}
@@ -173,22 +174,110 @@ func faults(ctx context.Context, o options, v *vault, reps []*replica, fp *fault
 			}
 			rec = time.Since(t0)
 		case "store_leader_kill":
-			v.signal(syscall.SIGKILL)
-			sleep(time.Second)
-			t0 := time.Now()
-			if err = v.startAndRead(); err == nil {
-				_, err = waitReplicas(reps)
+			// SIGKILL the active OpenBao node; the others elect a new
+			// leader (election_s); the killed node restarts and rejoins
+			// (recovery: restart until the cluster is whole again).
+			var l *baoNode
+			if l, _, err = v.waitLeader(nil, 30*time.Second); err != nil {
+				break
 			}
-			rec = time.Since(t0)
+			l.signal(syscall.SIGKILL)
+			var el time.Duration
+			if _, el, err = v.waitLeader(l, 60*time.Second); err == nil {
+				st.mu.Lock()
+				st.election[kind] = append(st.election[kind], el.Seconds())
+				st.mu.Unlock()
+				logf("OpenBao leader %s killed; new leader after %.2fs", l.name, el.Seconds())
+			}
+			sleep(time.Second)
+			t1 := time.Now()
+			if err = l.startNode(false); err == nil {
+				_, err = v.waitReady(60 * time.Second)
+			}
+			rec = time.Since(t1)
 		case "store_seal":
-			if _, err = v.do(http.MethodPut, "sys/seal", nil); err == nil {
-				sleep(time.Second)
-				t0 := time.Now()
-				if _, err = v.do(http.MethodPut, "sys/unseal", map[string]string{"key": v.unseal}); err == nil {
-					_, err = waitHTTP(v.addr+"/v1/sys/health", 200, 30*time.Second)
-					rec = time.Since(t0)
+			// Seal one node, in turn the active one (sys/seal: the
+			// leadership moves) and a standby (OpenBao seals standbys
+			// only by a restart: it comes back sealed), then unseal it.
+			var l *baoNode
+			if l, _, err = v.waitLeader(nil, 30*time.Second); err != nil {
+				break
+			}
+			target := l
+			if st.faultsByKindLocked(kind)%2 == 1 {
+				for _, n := range v.nodes {
+					if n != l {
+						target = n
+						break
+					}
+				}
+				target.signal(syscall.SIGTERM)
+				err = target.startNode(true)
+			} else {
+				var code int
+				code, _, err = v.do(target, http.MethodPut, "sys/seal", nil)
+				if err == nil && code != http.StatusNoContent {
+					err = fmt.Errorf("seal %s: HTTP %d", target.name, code)
 				}
 			}
+			if err != nil {
+				break
+			}
+			logf("OpenBao node %s sealed (leader: %v)", target.name, target == l)
+			if target == l {
+				if _, el, lerr := v.waitLeader(l, 60*time.Second); lerr == nil {
+					st.mu.Lock()
+					st.election[kind] = append(st.election[kind], el.Seconds())
+					st.mu.Unlock()
+				}
+			}
+			sleep(time.Second)
+			t0 := time.Now()
+			if err = v.unsealNode(target); err == nil {
+				_, err = v.waitReady(60 * time.Second)
+			}
+			rec = time.Since(t0)
+		case "store_net_partition", "store_net_reset", "store_net_latency":
+			// TCP faults (Toxiproxy) between the replicas and OpenBao: the
+			// active node's link black-holed (a partition: connections
+			// stay open, nothing passes) or reset, or every link slowed.
+			// Recovery: from the toxic's removal until the affected nodes
+			// answer through their proxies again.
+			toxic := map[string][2]string{
+				"store_net_partition": {"timeout", `{"timeout":0}`},
+				"store_net_reset":     {"reset_peer", `{"timeout":0}`},
+				"store_net_latency":   {"latency", `{"latency":300,"jitter":100}`},
+			}[kind]
+			typ, attrs := toxic[0], toxic[1]
+			var targets []int
+			if kind == "store_net_latency" {
+				targets = []int{0, 1, 2}
+			} else {
+				var l *baoNode
+				if l, _, err = v.waitLeader(nil, 30*time.Second); err != nil {
+					break
+				}
+				targets = []int{slices.Index(v.nodes, l)}
+			}
+			for _, i := range targets {
+				if err = tf.add(i, kind, typ, attrs); err != nil {
+					break
+				}
+			}
+			logf("%s on OpenBao node(s) %v", kind, targets)
+			sleep(3 * time.Second)
+			t0 := time.Now()
+			for _, i := range targets {
+				if rerr := tf.remove(i, kind); rerr != nil && err == nil {
+					err = rerr
+				}
+			}
+			for _, i := range targets {
+				if _, werr := waitHTTP(tf.addrs()[i]+"/v1/sys/health?standbyok=true", 200, 30*time.Second); werr != nil && err == nil {
+					err = werr
+				}
+			}
+			rec = time.Since(t0)
 		case "collateral_slow", "collateral_5xx", "collateral_garbage":
 			fp.mode.Store(strings.TrimPrefix(kind, "collateral_"))
 			sleep(3 * time.Second)
@@ -233,14 +322,10 @@ func faults(ctx context.Context, o options, v *vault, reps []*replica, fp *fault
 	}
 }
 
-func waitReplicas(reps []*replica) (time.Duration, error) {
-	start := time.Now()
-	for _, r := range reps {
-		if _, err := waitHTTP("http://"+r.metrics+"/healthz", 200, 60*time.Second); err != nil {
-			return time.Since(start), err
-		}
-	}
-	return time.Since(start), nil
+func (st *stats) faultsByKindLocked(kind string) int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.faultsByKind[kind]
 }
 
 // checkAudit matches every receipt to an allow record, on disk, of the
@@ -388,6 +473,7 @@ func summary(o options, st *stats, unaudited, nrec int, samples []sample) error 
 		out["faults_injected"] = st.faultsByKind
 		out["p99_ms_during_faults"] = p99(st.latDuringFlt)
 		out["recovery_s"] = st.recovery
+		out["store_election_s"] = st.election
 	}
 	if len(st.unaudited) > 0 {
 		out["unaudited_examples"] = st.unaudited

@@ -21,6 +21,30 @@
 // sys/seal works as in any Vault; unseal again with PUT /v1/sys/unseal and
 // the printed unseal key. With -sealed a restarted server stays sealed, as a
 // real Vault does after a restart.
+//
+// # Raft (integrated storage) mode
+//
+// With -raft (and -storage-dir) the node keeps its data in OpenBao's
+// integrated storage (physical/raft, which is also the HA backend) and runs
+// a cluster listener (TLS, OpenBao's own certificates) on 127.0.0.1:
+// -cluster-port (0: a free port, remembered in DIR/cluster.port for
+// restarts). Request forwarding from standbys to the active node and raft
+// replication go over it. Raft runs with performance_multiplier=1 (the
+// fastest timing OpenBao allows: ~1 s heartbeat/election timeouts).
+//
+//   - The first node (no -join) initialises (Shamir 1/1), bootstraps raft,
+//     becomes active, creates the root token and the secret/ mount, and
+//     writes the root token and the unseal key to -key-file (default
+//     DIR/unseal.key).
+//   - A node started with -join http://LEADER:PORT[,http://OTHER:PORT]
+//     reads the unseal key from -key-file (the first node's), joins the
+//     cluster through the given API addresses and unseals with the shared
+//     key; it then keeps its own copy in DIR/unseal.key.
+//   - A restart with the same DIR (and the same -cluster-port) rejoins the
+//     cluster from its raft state and unseals itself (unless -sealed).
+//
+// The ready line then also carries "cluster_addr", "node_id" and
+// "raft":true.
 package main
 
 import (
@@ -47,6 +71,7 @@ import (
 	"github.com/openbao/openbao/helper/namespace"
 	vaulthttp "github.com/openbao/openbao/http"
 	"github.com/openbao/openbao/internalshared/configutil"
+	"github.com/openbao/openbao/physical/raft"
 	"github.com/openbao/openbao/sdk/v2/helper/consts"
 	"github.com/openbao/openbao/sdk/v2/logical"
 	"github.com/openbao/openbao/sdk/v2/physical"
@@ -56,10 +81,13 @@ import (
 )
 
 type readyLine struct {
-	Addr      string `json:"addr"`
-	RootToken string `json:"root_token"`
-	UnsealKey string `json:"unseal_key"`
-	Version   string `json:"version"`
+	Addr        string `json:"addr"`
+	RootToken   string `json:"root_token"`
+	UnsealKey   string `json:"unseal_key"`
+	Version     string `json:"version"`
+	Raft        bool   `json:"raft,omitempty"`
+	ClusterAddr string `json:"cluster_addr,omitempty"`
+	NodeID      string `json:"node_id,omitempty"`
 }
 
 const openbaoVersion = "openbao v2.4.0 (f9407a27fbee)"
@@ -79,7 +107,18 @@ func run() error {
 	logLevel := flag.String("log-level", "warn", "log level on stderr (trace, debug, info, warn, error)")
 	sealed := flag.Bool("sealed", false, "with -storage-dir of an initialised server: stay sealed (like a real Vault restart)")
 	stdinEOF := flag.Bool("exit-on-stdin-eof", false, "shut down when stdin reaches EOF (the parent died or closed the pipe)")
+	raftMode := flag.Bool("raft", false, "integrated storage (raft) in -storage-dir, with a cluster listener: see the package documentation")
+	clusterPort := flag.Int("cluster-port", 0, "raft: cluster listener port on 127.0.0.1 (0 = the one of the last run in this dir, else a free port)")
+	nodeID := flag.String("node-id", "", "raft: node ID (default: the one of the last run in this dir, else node-<cluster port>)")
+	join := flag.String("join", "", "raft: comma-separated API addresses of cluster members to join (uninitialised node only)")
+	keyFile := flag.String("key-file", "", "raft: JSON file with the root token and unseal key (default DIR/unseal.key); written by the first node, read by joining ones")
 	flag.Parse()
+	if !*raftMode && (*clusterPort != 0 || *nodeID != "" || *join != "" || *keyFile != "") {
+		return errors.New("-cluster-port, -node-id, -join and -key-file need -raft")
+	}
+	if *raftMode && *storageDir == "" {
+		return errors.New("-raft needs -storage-dir")
+	}
 
 	logger := log.New(&log.LoggerOptions{
 		Name:   "vaultdev",
@@ -87,43 +126,82 @@ func run() error {
 		Output: os.Stderr,
 	})
 
-	var (
-		backend physical.Backend
-		err     error
-	)
-	if *storageDir != "" {
-		if err := os.MkdirAll(*storageDir, 0o700); err != nil {
-			return err
-		}
-		backend, err = file.NewFileBackend(map[string]string{"path": filepath.Join(*storageDir, "data")}, logger.Named("storage"))
-	} else {
-		backend, err = inmem.NewInmem(nil, logger.Named("storage"))
-	}
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-
-	core, err := vault.NewCore(&vault.CoreConfig{
-		Physical:           backend,
-		StorageType:        map[bool]string{true: "file", false: "inmem"}[*storageDir != ""],
-		Logger:             logger.Named("core"),
-		LogicalBackends:    map[string]logical.Factory{"kv": logicalKv.Factory},
-		CredentialBackends: map[string]logical.Factory{"approle": credAppRole.Factory},
-		BuiltinRegistry:    registry{},
-		DisableSSCTokens:   true,
-		EnableRaw:          true,
-	})
-	if err != nil {
-		return fmt.Errorf("new core: %w", err)
-	}
-
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(*port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	addr := "http://" + ln.Addr().String()
 
-	token, unsealKey, err := setup(core, *storageDir, *rootToken, *kvVersion, *sealed)
+	var (
+		backend physical.Backend
+		rc      *raftConf
+	)
+	switch {
+	case *raftMode:
+		rc, err = newRaftConf(*storageDir, *clusterPort, *nodeID, *join, *keyFile)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		backend, err = raft.NewRaftBackend(map[string]string{
+			"path":                   filepath.Join(*storageDir, "raft"),
+			"node_id":                rc.nodeID,
+			"performance_multiplier": "1",
+			// Promote joined nodes to voters within seconds, not ~30 s.
+			"autopilot_reconcile_interval": "1s",
+			"autopilot_update_interval":    "500ms",
+		}, logger.Named("storage"))
+	case *storageDir != "":
+		if err := os.MkdirAll(*storageDir, 0o700); err != nil {
+			return err
+		}
+		backend, err = file.NewFileBackend(map[string]string{"path": filepath.Join(*storageDir, "data")}, logger.Named("storage"))
+	default:
+		backend, err = inmem.NewInmem(nil, logger.Named("storage"))
+	}
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("storage: %w", err)
+	}
+
+	cc := &vault.CoreConfig{
+		Physical:           backend,
+		StorageType:        "inmem",
+		Logger:             logger.Named("core"),
+		LogicalBackends:    map[string]logical.Factory{"kv": logicalKv.Factory},
+		CredentialBackends: map[string]logical.Factory{"approle": credAppRole.Factory},
+		BuiltinRegistry:    registry{},
+		DisableSSCTokens:   true,
+		EnableRaw:          true,
+	}
+	switch {
+	case rc != nil:
+		cc.StorageType = "raft"
+		cc.HAPhysical = backend.(physical.HABackend)
+		cc.RedirectAddr = addr
+		cc.ClusterAddr = "https://" + rc.clusterAddr.String()
+	case *storageDir != "":
+		cc.StorageType = "file"
+	}
+	core, err := vault.NewCore(cc)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("new core: %w", err)
+	}
+	if rc != nil {
+		// As command/server.go: before the first unseal, which starts the
+		// cluster listener (raft traffic and request forwarding).
+		core.SetClusterListenerAddrs([]*net.TCPAddr{rc.clusterAddr})
+		core.SetClusterHandler(vaulthttp.Handler.Handler(&vault.HandlerProperties{Core: core}))
+	}
+
+	var token string
+	var unsealKey []byte
+	if rc != nil {
+		token, unsealKey, err = setupRaft(core, rc, *storageDir, *rootToken, *kvVersion, *sealed, logger)
+	} else {
+		token, unsealKey, err = setup(core, *storageDir, *rootToken, *kvVersion, *sealed)
+	}
 	if err != nil {
 		ln.Close()
 		_ = core.Shutdown()
@@ -141,7 +219,11 @@ func run() error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
-	line, _ := json.Marshal(readyLine{Addr: addr, RootToken: token, UnsealKey: base64.StdEncoding.EncodeToString(unsealKey), Version: openbaoVersion})
+	ready := readyLine{Addr: addr, RootToken: token, UnsealKey: base64.StdEncoding.EncodeToString(unsealKey), Version: openbaoVersion}
+	if rc != nil {
+		ready.Raft, ready.ClusterAddr, ready.NodeID = true, cc.ClusterAddr, rc.nodeID
+	}
+	line, _ := json.Marshal(ready)
 	if _, err := fmt.Fprintf(os.Stdout, "%s\n", line); err != nil {
 		return err
 	}
@@ -212,12 +294,27 @@ func setup(core *vault.Core, storageDir, rootToken, kvVersion string, staySealed
 	if err := unseal(core, key); err != nil {
 		return "", nil, err
 	}
+	token, err := provision(ctx, core, init.RootToken, rootToken, kvVersion)
+	if err != nil {
+		return "", nil, err
+	}
+	if keyFile != "" {
+		if err := writeKeyFile(keyFile, stored{RootToken: token, UnsealKey: key}); err != nil {
+			return "", nil, err
+		}
+	}
+	return token, key, nil
+}
 
-	token := init.RootToken
+// provision replaces the initial root token by one with the ID rootToken
+// (unless empty) and mounts the kv engine at secret/. It returns the root
+// token.
+func provision(ctx context.Context, core *vault.Core, initRoot, rootToken, kvVersion string) (string, error) {
+	token := initRoot
 	if rootToken != "" {
 		resp, err := core.HandleRequest(ctx, &logical.Request{
 			Operation:   logical.UpdateOperation,
-			ClientToken: init.RootToken,
+			ClientToken: initRoot,
 			Path:        "auth/token/create",
 			Data: map[string]interface{}{
 				"id":                rootToken,
@@ -227,19 +324,19 @@ func setup(core *vault.Core, storageDir, rootToken, kvVersion string, staySealed
 			},
 		})
 		if err := respErr(resp, err); err != nil {
-			return "", nil, fmt.Errorf("create root token: %w", err)
+			return "", fmt.Errorf("create root token: %w", err)
 		}
 		if resp == nil || resp.Auth == nil {
-			return "", nil, errors.New("create root token: no auth in response")
+			return "", errors.New("create root token: no auth in response")
 		}
 		token = resp.Auth.ClientToken
 		resp, err = core.HandleRequest(ctx, &logical.Request{
 			Operation:   logical.UpdateOperation,
-			ClientToken: init.RootToken,
+			ClientToken: initRoot,
 			Path:        "auth/token/revoke-self",
 		})
 		if err := respErr(resp, err); err != nil {
-			return "", nil, fmt.Errorf("revoke initial root token: %w", err)
+			return "", fmt.Errorf("revoke initial root token: %w", err)
 		}
 	}
 
@@ -254,17 +351,33 @@ func setup(core *vault.Core, storageDir, rootToken, kvVersion string, staySealed
 			},
 		})
 		if err := respErr(resp, err); err != nil {
-			return "", nil, fmt.Errorf("mount secret/: %w", err)
+			return "", fmt.Errorf("mount secret/: %w", err)
 		}
 	}
+	return token, nil
+}
 
-	if keyFile != "" {
-		b, _ := json.Marshal(stored{RootToken: token, UnsealKey: key})
-		if err := os.WriteFile(keyFile, b, 0o600); err != nil {
-			return "", nil, err
-		}
+// writeKeyFile writes st atomically (a joining node may read it at any
+// moment).
+func writeKeyFile(path string, st stored) error {
+	b, _ := json.Marshal(st)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
 	}
-	return token, key, nil
+	return os.Rename(tmp, path)
+}
+
+func readKeyFile(path string) (stored, error) {
+	var st stored
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil || len(st.UnsealKey) == 0 {
+		return st, fmt.Errorf("%s: not a key file: %v", path, err)
+	}
+	return st, nil
 }
 
 type stored struct {
