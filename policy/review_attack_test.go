@@ -1,0 +1,142 @@
+package policy
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The policy file is rewritten in place (an editor, `cat >`, a config tool
+// writing in chunks, a disk filling up mid-write). The watcher reads it as
+// soon as its size or time changes, so a prefix of the new file that
+// happens to be a valid policy — here the app's min_isv_svn line is not
+// written yet — is put in force: an older, vulnerable build (SVN 1) is
+// served until the rest of the file lands. A half-written file must never
+// be in force (reload only a file that has stopped changing, or only an
+// atomically replaced one).
+func TestAttack_PolicyHalfWrittenFileReloaded(t *testing.T) {
+	const app = `apps:
+  - id: web
+    tee: sgx
+    mr_enclave: ` + hexE1 + `
+    secrets:
+      tls_key: kv2:secret/web/tls#key
+`
+	const svn = "    min_isv_svn: 2\n"
+	const more = `  - id: batch
+    tee: sgx
+    mr_enclave: ` + hexE2 + `
+    secrets:
+      image_key: occlum/1/image_key
+`
+	v1 := app + svn
+	v2 := app + svn + more // the edit adds an app; web keeps its SVN floor
+	prefix := app          // what is on disk while the writer is between chunks
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(path, []byte(v1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHolder(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := sgxClaims(t, hexE1, hexS1, 0, 1)
+	if _, err := h.Match(old); err == nil {
+		t.Fatal("setup: v1 admits SVN 1")
+	}
+	if _, err := Parse([]byte(prefix), "yaml"); err != nil {
+		t.Fatalf("setup: the prefix must be a valid policy: %v", err)
+	}
+
+	rec := &digestLog{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const interval = 10 * time.Millisecond
+	done := make(chan struct{})
+	go func() { h.Watch(ctx, interval, slog.New(rec)); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// The writer truncates, writes its first chunk, and is slow to write the
+	// rest (20 polls here; on a real server, 2 s polls and a slow disk or a
+	// full one). Meanwhile an old build keeps asking.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(prefix); err != nil {
+		t.Fatal(err)
+	}
+	admitted := false
+	for end := time.Now().Add(20 * interval); time.Now().Before(end); time.Sleep(interval / 2) {
+		if _, err := h.Match(old); err == nil {
+			admitted = true
+		}
+	}
+	if _, err := f.WriteString(svn + more); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want := mustParse(t, v2, "yaml").Digest
+	for deadline := time.Now().Add(10 * time.Second); h.Policy().Digest != want; time.Sleep(interval) {
+		if time.Now().After(deadline) {
+			t.Fatal("the complete file was never loaded")
+		}
+	}
+	if admitted {
+		t.Errorf("while the file was half-written, the policy in force admitted SVN 1 of app web (min_isv_svn 2 in both versions)")
+	}
+	if pd := mustParse(t, prefix, "yaml").Digest; rec.has(pd) {
+		t.Errorf("the half-written file (sha256 %s) was put in force; reloads: %v", pd[:12], rec.all())
+	}
+}
+
+// digestLog records the sha256 attribute of every log record.
+type digestLog struct {
+	mu  sync.Mutex
+	sha []string
+}
+
+func (d *digestLog) Enabled(context.Context, slog.Level) bool { return true }
+func (d *digestLog) Handle(_ context.Context, r slog.Record) error {
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "sha256" {
+			d.mu.Lock()
+			d.sha = append(d.sha, a.Value.String())
+			d.mu.Unlock()
+		}
+		return true
+	})
+	return nil
+}
+func (d *digestLog) WithAttrs([]slog.Attr) slog.Handler { return d }
+func (d *digestLog) WithGroup(string) slog.Handler      { return d }
+
+func (d *digestLog) has(sha string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.sha {
+		if strings.HasPrefix(s, sha) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *digestLog) all() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, len(d.sha))
+	for i, s := range d.sha {
+		out[i] = s[:min(12, len(s))]
+	}
+	return out
+}
