@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -139,4 +140,35 @@ func (d *digestLog) all() []string {
 		out[i] = s[:min(12, len(s))]
 	}
 	return out
+}
+
+// TestAttack_TDXPolicyPinnedByRTMR0DoesNotPinCode: RTMR0 is where the TD
+// virtual firmware measures its own configuration — the TD HOB and the
+// configuration firmware volume, i.e. the ACPI tables and secure-boot
+// variables the VMM hands it — before any guest code runs. The OS loader
+// and kernel go into RTMR1, the command line and initrd into RTMR2. A cloud
+// gives every tenant of an instance type the same firmware (MRTD) and the
+// same VMM configuration (RTMR0), so "mr_td and rtmr0" is what any tenant's
+// TD shows, whatever kernel it boots: the app is pinned by the cloud's
+// firmware, not by code. The rule "mr_td and one of rtmr0-2" must not be
+// satisfied by rtmr0 alone (nor may rtmr0 stand in for the kernel when a
+// TD with another kernel asks).
+func TestAttack_TDXPolicyPinnedByRTMR0DoesNotPinCode(t *testing.T) {
+	const rtmr0 = "0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d0d" // the cloud's TDVF configuration
+	doc := "apps:\n  - id: td\n    tee: tdx\n    mr_td: " + hexT1 + "\n    rtmr0: " + rtmr0 + "\n    secrets: {k: v}\n"
+	p, err := Parse([]byte(doc), "yaml")
+	if err != nil {
+		if !errors.Is(err, ErrNoSelector) {
+			t.Fatalf("refused, but not as a policy that pins no code (ErrNoSelector): %v", err)
+		}
+		return // refused at load: the fix
+	}
+	// The attacker rents the same instance type (same MRTD, same RTMR0)
+	// and boots its own kernel, command line and initrd.
+	attacker := tdxClaims(t, hexT1, hexZ2) // its own kernel in RTMR1
+	attacker.TDX.Rtmr0 = mustHex(t, rtmr0)
+	attacker.TDX.Rtmr2 = mustHex(t, hexO1) // its own command line
+	if a, err := p.Match(attacker); err == nil {
+		t.Fatalf("a TD with the cloud's firmware and configuration and another kernel matched app %q: mr_td + rtmr0 does not pin code", a.ID)
+	}
 }
