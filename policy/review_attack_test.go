@@ -172,3 +172,28 @@ func TestAttack_TDXPolicyPinnedByRTMR0DoesNotPinCode(t *testing.T) {
 		t.Fatalf("a TD with the cloud's firmware and configuration and another kernel matched app %q: mr_td + rtmr0 does not pin code", a.ID)
 	}
 }
+
+// TestAttack_TDXPolicyPinnedByKernelAloneAdmitsAnyCommandLine: with the
+// usual direct boot (the VMM passes kernel, command line and initrd to the
+// TD firmware), the firmware measures the kernel into RTMR1 and the
+// command line and initrd into RTMR2; with a boot loader, grub measures
+// the kernel, initrd and its commands into RTMR2 and RTMR1 holds only
+// shim/grub. "mr_td and rtmr1" therefore admits the same kernel booted
+// with the attacker's command line (rdinit=/bin/sh, init=…) or initrd — the
+// whole user space — and the policy loads without a word. Pinning code
+// needs rtmr1 and rtmr2 (or a warning/refusal that says what is left open).
+func TestAttack_TDXPolicyPinnedByKernelAloneAdmitsAnyCommandLine(t *testing.T) {
+	doc := "apps:\n  - id: td\n    tee: tdx\n    mr_td: " + hexT1 + "\n    rtmr1: " + hexR1 + "\n    secrets: {k: v}\n"
+	p, err := Parse([]byte(doc), "yaml")
+	if err != nil {
+		if !errors.Is(err, ErrNoSelector) {
+			t.Fatalf("refused, but not as a policy that pins no code (ErrNoSelector): %v", err)
+		}
+		return
+	}
+	attacker := tdxClaims(t, hexT1, hexR1)  // the victim's firmware and kernel
+	attacker.TDX.Rtmr2 = mustHex(t, hexO1) // rdinit=/attacker, its own initrd
+	if a, err := p.Match(attacker); err == nil {
+		t.Fatalf("the victim's kernel with another command line and initrd matched app %q: mr_td + rtmr1 does not pin the user space", a.ID)
+	}
+}
