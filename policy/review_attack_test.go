@@ -191,7 +191,7 @@ func TestAttack_TDXPolicyPinnedByKernelAloneAdmitsAnyCommandLine(t *testing.T) {
 		}
 		return
 	}
-	attacker := tdxClaims(t, hexT1, hexR1)  // the victim's firmware and kernel
+	attacker := tdxClaims(t, hexT1, hexR1) // the victim's firmware and kernel
 	attacker.TDX.Rtmr2 = mustHex(t, hexO1) // rdinit=/attacker, its own initrd
 	if a, err := p.Match(attacker); err == nil {
 		t.Fatalf("the victim's kernel with another command line and initrd matched app %q: mr_td + rtmr1 does not pin the user space", a.ID)
