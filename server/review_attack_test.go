@@ -1,17 +1,26 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/ratls"
+	"github.com/asps-project/asps/server"
 )
 
 // TestAttack_RecognisedConnectionHoldsHeaderListsOnEveryStream: the cap on
@@ -89,5 +98,53 @@ func TestAttack_RecognisedConnectionHoldsHeaderListsOnEveryStream(t *testing.T) 
 	}
 	if grew > 8<<20 {
 		t.Errorf("heap grew %d MiB while the streams wait", grew>>20)
+	}
+}
+
+// TestAttack_RecognisedWorkloadRotatesReleasesOutOfTheAudit: the audit
+// file rotates and keeps MaxBackups old files (100 MB x 10 by default), and
+// a recognised workload's refusals are recorded in full, every time: 64
+// names of 256 bytes, about 17 KB a record (and as much again in the
+// server log). A compromised workload that has just fetched its secrets
+// asks, on its cached certificate, for names it may not read until the
+// record of its release has been rotated away — about 66,000 requests, a
+// minute or so, with the defaults; here 1 MB x 1 backup. The audit trail
+// of releases must survive what a peer can make the server write.
+func TestAttack_RecognisedWorkloadRotatesReleasesOutOfTheAudit(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.jsonl")
+	al, err := audit.OpenRotating(path, audit.Rotation{MaxSizeMB: 1, MaxBackups: 1, NoSync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer al.Close()
+	h := startHardened(t, func(o *server.Options) { o.Audit = al })
+	c := h.client(t, simOpts{TEE: claims.SGX, Identity: devmode.DemoIdentity(claims.SGX)})
+	ctx := context.Background()
+	if _, err := c.GetSecrets(ctx, "demo-key"); err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, server.MaxNames)
+	for i := range names {
+		names[i] = strings.Repeat(string(rune('a'+i%26)), server.MaxNameLength-3) + string(rune('A'+i/26)) + "00"
+	}
+	const n = 400
+	for range n {
+		if _, err := c.GetSecrets(ctx, names...); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("recognised workload, names it may not read: %v", err)
+		}
+	}
+	var all []byte
+	files, _ := os.ReadDir(dir)
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, b...)
+	}
+	t.Logf("%d refusals of a recognised workload: %d audit files, %d bytes kept", n, len(files), len(all))
+	if !bytes.Contains(all, []byte(`"released":["demo-key"]`)) {
+		t.Fatalf("the record of the release was rotated out of the audit by %d refusals of the workload that received it", n)
 	}
 }
