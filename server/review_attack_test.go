@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/server"
+	"github.com/asps-project/asps/store"
 )
 
 // TestAttack_RecognisedConnectionHoldsHeaderListsOnEveryStream: the cap on
@@ -146,5 +148,70 @@ func TestAttack_RecognisedWorkloadRotatesReleasesOutOfTheAudit(t *testing.T) {
 	t.Logf("%d refusals of a recognised workload: %d audit files, %d bytes kept", n, len(files), len(all))
 	if !bytes.Contains(all, []byte(`"released":["demo-key"]`)) {
 		t.Fatalf("the record of the release was rotated out of the audit by %d refusals of the workload that received it", n)
+	}
+}
+
+// TestAttack_OneRequestReadsTwoSecretsFileSnapshots: a release is all or
+// nothing and the policy is one snapshot per request, but the secrets of
+// one request are read from the file store one Get at a time: a reload
+// between them (the operator rotates a key pair, or a key and its id, in
+// one edit) hands the workload the old value of one and the new value of
+// the other — a pair that never existed in any version of the file. One
+// request must read one version of the secrets file.
+func TestAttack_OneRequestReadsTwoSecretsFileSnapshots(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "secrets.yaml")
+	version := func(g int) []byte {
+		return fmt.Appendf(nil, "demo-key: {hex: \"%064x\"}\ndb-password: generation-%d\n", g, g)
+	}
+	if err := os.WriteFile(path, version(0), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := store.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHardened(t, func(o *server.Options) { o.Store = fs })
+	c := h.client(t, simOpts{TEE: claims.SGX, Identity: devmode.DemoIdentity(claims.SGX)})
+
+	// The operator edits the file again and again (atomically: write a
+	// new file, rename it over the old one), and the server reloads.
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for g := 1; !stop.Load(); g++ {
+			tmp := path + ".new"
+			if err := os.WriteFile(tmp, version(g), 0o600); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := os.Rename(tmp, path); err != nil {
+				t.Error(err)
+				return
+			}
+			if err := fs.Reload(); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	mixed, n := 0, 0
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && mixed == 0; n++ {
+		s, err := c.GetSecrets(context.Background(), "demo-key", "db-password")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var key, pw int
+		fmt.Sscanf(fmt.Sprintf("%x", s[0].Value), "%x", &key)
+		fmt.Sscanf(string(s[1].Value), "generation-%d", &pw)
+		if key != pw {
+			mixed++
+			t.Logf("request %d: demo-key of version %d, db-password of version %d", n, key, pw)
+		}
+	}
+	stop.Store(true)
+	<-done
+	if mixed > 0 {
+		t.Fatalf("a request received secrets from two versions of the secrets file (after %d requests)", n)
 	}
 }
