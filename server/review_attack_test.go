@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -213,5 +214,37 @@ func TestAttack_OneRequestReadsTwoSecretsFileSnapshots(t *testing.T) {
 	<-done
 	if mixed > 0 {
 		t.Fatalf("a request received secrets from two versions of the secrets file (after %d requests)", n)
+	}
+}
+
+// TestAttack_AuditCannotTellWhichCodeOrPolicyReleased: the audit record
+// of a release is the only lasting account of who received a secret. For
+// a TD it keeps mr_td and rtmr0 — the cloud's firmware and its
+// configuration, shared by every tenant — but not rtmr1/rtmr2, the kernel
+// and command line that the policy matched on; and no record names the
+// policy version (Policy.Digest, "for audit records") that allowed it. After
+// a reload, or for a TD app pinned by rtmr1, the audit cannot say which
+// code received the secret under which rules.
+func TestAttack_AuditCannotTellWhichCodeOrPolicyReleased(t *testing.T) {
+	h := startHardened(t, nil)
+	c := h.client(t, simOpts{TEE: claims.TDX, Identity: devmode.DemoIdentity(claims.TDX)})
+	if _, err := c.GetSecrets(context.Background(), "tdx-token"); err != nil {
+		t.Fatal(err)
+	}
+	var rec []byte
+	for _, r := range h.audit.records(t) {
+		if len(r.Released) > 0 {
+			rec, _ = json.Marshal(r)
+		}
+	}
+	if rec == nil {
+		t.Fatal("no release recorded")
+	}
+	rtmr1 := fmt.Sprintf("%x", devmode.DemoRtmr1)
+	if !bytes.Contains(rec, []byte(rtmr1)) {
+		t.Errorf("the release to a TD matched on rtmr1 does not record rtmr1 (%s…): %s", rtmr1[:16], rec)
+	}
+	if d := h.env.Policy.Policy().Digest; !bytes.Contains(rec, []byte(d)) {
+		t.Errorf("the release does not record the policy version (sha256 %s…) it was allowed by", d[:16])
 	}
 }
