@@ -20,6 +20,7 @@ import (
 
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/client"
 	"github.com/asps-project/asps/devmode"
 	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/server"
@@ -246,5 +247,37 @@ func TestAttack_AuditCannotTellWhichCodeOrPolicyReleased(t *testing.T) {
 	}
 	if d := h.env.Policy.Policy().Digest; !bytes.Contains(rec, []byte(d)) {
 		t.Errorf("the release does not record the policy version (sha256 %s…) it was allowed by", d[:16])
+	}
+}
+
+// TestAttack_HealthWatchLocksOutSessionNonceAppsBehindReplicas: with
+// several replicas (or a dns:/// target) the client balances with gRPC
+// health checking, whose Watch stream is the first call on each new
+// connection; the server serves Watch only to a connection it recognises,
+// judging the certificate's claims alone. An app with "binding: tcg-nonce"
+// is recognised only with session evidence, which Watch never carries, so
+// every replica stays unhealthy and the workload can never fetch: a policy
+// hardening (or a stranger's Watch refusals) turns into a lock-out.
+func TestAttack_HealthWatchLocksOutSessionNonceAppsBehindReplicas(t *testing.T) {
+	env, err := devmode.Start(context.Background(), devmode.Options{Policy: sessionPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	a, err := devmode.Attester(env.PKI, claims.SGX, devmode.DemoIdentity(claims.SGX))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// One replica, named twice: balanced, health-checked.
+	c, err := client.Dial(ctx, client.Config{Server: env.Addr + "," + env.Addr, Attester: a,
+		ServerAuth: ratls.ServerByPin(env.ServerPin), SessionEvidence: true, Retry: client.Retry{MaxAttempts: 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.GetSecrets(ctx, "db-password"); err != nil {
+		t.Fatalf("a workload with fresh session evidence, through the replica balancer: %v", err)
 	}
 }
