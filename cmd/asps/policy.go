@@ -1,14 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/internal/fileread"
 	"github.com/asps-project/asps/policy"
 )
 
@@ -38,7 +39,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 	p, err := policy.Load(pos[0])
 	if err != nil && (errors.Is(err, policy.ErrUnknownField) || errors.Is(err, policy.ErrSyntax)) {
 		// Not our format: perhaps Intel's ASPS or Occlum's.
-		data, rerr := os.ReadFile(pos[0])
+		data, rerr := fileread.Read(pos[0], policy.MaxFileSize)
 		if rerr != nil {
 			return rerr
 		}
@@ -131,13 +132,13 @@ func policyImport(args []string, stdout, stderr io.Writer) error {
 	if len(pos) < 1 || len(pos) > 2 {
 		return &exitError{code: 2, msg: "usage: asps policy import POLICY [DYNAMIC_CONFIG | SECRET_CONFIG] [--out FILE]"}
 	}
-	data, err := os.ReadFile(pos[0])
+	data, err := fileread.Read(pos[0], policy.MaxFileSize)
 	if err != nil {
 		return err
 	}
 	var imp *policy.Imported
 	if len(pos) == 2 {
-		second, err := os.ReadFile(pos[1])
+		second, err := fileread.Read(pos[1], policy.MaxFileSize)
 		if err != nil {
 			return err
 		}
@@ -165,16 +166,20 @@ func policyImport(args []string, stdout, stderr io.Writer) error {
 			f = "json"
 		}
 	}
-	w := stdout
-	if *out != "" {
-		file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		defer file.Close()
-		w = file
+	if *out == "" {
+		return imp.Policy.Encode(stdout, f)
 	}
-	return imp.Policy.Encode(w, f)
+	// The policy may hold store tokens: a fresh 0600 file renamed over
+	// FILE, so an existing FILE's mode (0644, say) never applies to them
+	// and no reader sees a half-written policy.
+	var buf bytes.Buffer
+	if err := imp.Policy.Encode(&buf, f); err != nil {
+		return err
+	}
+	if err := writeSecretFile(*out, buf.Bytes()); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
+	return nil
 }
 
 // withPath prefixes err's message with the file it is about, unless the
