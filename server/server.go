@@ -541,6 +541,13 @@ const (
 	ReasonHandshakeFailed     = "tls: handshake failed"
 	ReasonRateLimited         = "server: too many failed attestations from this address"
 	ReasonAuditUnavailable    = "audit: write failed"
+	// ReasonIntelCtxReplay: Intel ASPS's ctx field carries a certificate
+	// that is not this connection's client certificate (or no certificate):
+	// a replay attempt.
+	ReasonIntelCtxReplay = "ratls: ctx certificate is not the connection's"
+	// ReasonIntelBinaryValue: a secret Intel ASPS's reply (a protobuf
+	// string) cannot carry.
+	ReasonIntelBinaryValue = "server: binary secret for a text-only protocol"
 )
 
 // handshakeRefused counts a failed handshake; those refused for their
@@ -762,6 +769,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	}
 	if pre != nil {
 		if err := pre(ctx); err != nil {
+			d.rec.ReasonCode = ReasonIntelCtxReplay // the one pre-check: Intel ASPS's ctx
 			return nil, err
 		}
 	}
@@ -781,6 +789,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	}
 	if release != nil {
 		if err := release(vals); err != nil {
+			d.rec.ReasonCode = ReasonIntelBinaryValue // the one release check: Intel ASPS's text-only reply
 			clear(vals)
 			return nil, err
 		}
