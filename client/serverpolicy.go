@@ -68,11 +68,21 @@ func ParseServerPolicy(data []byte, format string, allowSimulated bool) (*policy
 	if len(data) > policy.MaxFileSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrServerPolicy, policy.MaxFileSize)
 	}
+	written := data
 	data, changed, err := addPlaceholderSecrets(data)
 	if err != nil {
 		return nil, err
 	}
 	if changed {
+		// A problem with the document's form (YAML or JSON syntax, an
+		// alias, a repeated key, a field name) is reported on the document
+		// as written: the re-encoded one has other line numbers and offsets.
+		// Parse reports such a problem alone, as one *LoadError.
+		if _, perr := policy.Parse(written, format); perr != nil {
+			if le, ok := perr.(*policy.LoadError); ok {
+				return nil, le
+			}
+		}
 		format = "yaml" // re-encoded; JSON is YAML too, so the input was read as such
 	}
 	p, err := policy.Parse(data, format)

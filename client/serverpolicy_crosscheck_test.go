@@ -101,3 +101,28 @@ func reasonsOf(err error) []string {
 	walk(err)
 	return out
 }
+
+// TestAttack_ServerPolicyErrorNamesTheWrongLine: an app of a server policy
+// needs no secrets, so the client adds placeholder ones and re-encodes the
+// document before parsing it. A problem with the document's form was then
+// reported at a line of the re-encoded document: here line 10 for the
+// repeated key on line 8, sending the operator to the wrong place (found by
+// comparing with the Python client, which reads the file as written).
+func TestAttack_ServerPolicyErrorNamesTheWrongLine(t *testing.T) {
+	doc := `apps:
+  - id: a
+    tee: sgx
+    mr_enclave: 88e2b4e857484d7ae982ab5cfd96f2600ac665b3abf9da2c4ea2f805d5b071cf
+  - id: b
+    tee: sgx
+    mr_enclave: 19b4d48ff0331cb5e14e6870c8205c12cf55b9308b518e3002574b57fc109b27
+    mr_enclave: 19b4d48ff0331cb5e14e6870c8205c12cf55b9308b518e3002574b57fc109b28
+`
+	_, err := client.ParseServerPolicy([]byte(doc), "yaml", false)
+	if !errors.Is(err, policy.ErrSyntax) {
+		t.Fatalf("%v, want ErrSyntax (repeated key)", err)
+	}
+	if want := `policy: app "b": malformed policy: line 8: repeated key: "mr_enclave" appears twice (also on line 7)`; err.Error() != want {
+		t.Errorf("%v\nwant %s", err, want)
+	}
+}

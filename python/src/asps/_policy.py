@@ -214,7 +214,7 @@ def _kind(v: Any) -> str:
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
-_JSON_TOKEN = re.compile(r'[{}\[\],:]|"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false|null')
+_JSON_TOKEN = re.compile(r'[{}\[\],:]|"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true\b|false\b|null\b')
 
 
 def _is_json_number(s: str) -> bool:
@@ -226,19 +226,24 @@ def _syntax(detail: str, **kw: Any) -> PolicyError:
 
 
 def _json_tree(text: str) -> Any:
-    def pairs(p: list[tuple[str, Any]]) -> _Obj:
-        return _Obj(p)
-
     def constant(name: str) -> Any:
         raise ValueError(f"invalid character {name[0]!r} looking for beginning of value")
 
+    dec = json.JSONDecoder(object_pairs_hook=_Obj, parse_int=_Num, parse_float=_Num, parse_constant=constant)
     try:
-        return json.loads(text, object_pairs_hook=pairs, parse_int=_Num, parse_float=_Num, parse_constant=constant)
+        return dec.decode(text)
     except json.JSONDecodeError as e:
         if e.msg == "Extra data":
-            # Go's decoder reports the offset after the next token.
+            # Go walks the document in order: a problem with its keys comes
+            # before the data after it.
+            first = dec.raw_decode(text, len(text) - len(text.lstrip(" \t\r\n")))[0]
+            try:
+                _check_keys(first, "", False, 0)
+            except _KeyError as ke:
+                raise PolicyError([_attribute_to_app(first, ke)]) from None
+            # Go's decoder reports the offset after the next token, if it is one.
             tok = _JSON_TOKEN.match(text, e.pos)
-            end = tok.end() if tok and tok.end() > e.pos else e.pos + 1
+            end = tok.end() if tok else e.pos
             raise _syntax(f"data after the end of the document (byte {len(text[:end].encode())})") from None
         if e.pos >= len(text.rstrip()):
             raise _syntax("unexpected end of document") from None

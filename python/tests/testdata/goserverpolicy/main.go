@@ -1,0 +1,62 @@
+// Command goserverpolicy prints what the Go client says of server-policy
+// files (client.LoadServerPolicy, outside dev mode), one JSON line per path
+// argument: {"ok": true} or {"ok": false, "reasons": [...], "message": "..."},
+// the reasons of every joined *policy.LoadError in order and the message
+// after the "server policy PATH: " prefix. The Python tests compare
+// ServerPolicy.load with it on generated files
+// (test_server_policy_crosscheck.py). It lives under testdata so that
+// `go build ./...` and `go test ./...` leave it alone.
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"strings"
+
+	"github.com/asps-project/asps/client"
+	"github.com/asps-project/asps/policy"
+)
+
+type verdict struct {
+	OK      bool     `json:"ok"`
+	Reasons []string `json:"reasons,omitempty"`
+	Message string   `json:"message,omitempty"`
+}
+
+func main() {
+	enc := json.NewEncoder(os.Stdout)
+	for _, path := range os.Args[1:] {
+		_, err := client.LoadServerPolicy(path, false)
+		v := verdict{OK: err == nil}
+		if err != nil {
+			v.Reasons = reasonsOf(err)
+			v.Message = strings.TrimPrefix(err.Error(), "server policy "+path+": ")
+		}
+		if err := enc.Encode(v); err != nil {
+			os.Exit(1)
+		}
+	}
+}
+
+// reasonsOf lists the reason of every *policy.LoadError joined in err, or
+// client.ErrServerPolicy's text.
+func reasonsOf(err error) []string {
+	if u, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []string
+		for _, e := range u.Unwrap() {
+			out = append(out, reasonsOf(e)...)
+		}
+		return out
+	}
+	if le, ok := err.(*policy.LoadError); ok {
+		return []string{le.Reason.Error()}
+	}
+	if next := errors.Unwrap(err); next != nil {
+		return reasonsOf(next)
+	}
+	if errors.Is(err, client.ErrServerPolicy) {
+		return []string{client.ErrServerPolicy.Error()}
+	}
+	return []string{"other: " + err.Error()}
+}
