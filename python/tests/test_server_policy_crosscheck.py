@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from asps import ratls
+from asps import _policy, ratls
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DIR = pathlib.Path(__file__).parent / "testdata" / "server_policy"
@@ -194,3 +194,175 @@ def test_generated_server_policies_judged_as_go_judges_them(go_judge: pathlib.Pa
             differ.append(f"{p.name}: message\n  Go     {g['message']}\n  Python {py['message']}")
     assert not differ, f"{len(differ)} of {len(paths)} differ:\n" + "\n".join(differ[:8])
     assert pending < len(paths) // 4
+
+
+# Judging: the same policies, the same claims, the same verdict and message.
+
+_H = {n: bytes([b]) * s for n, b, s in (("E1", 1, 32), ("E2", 2, 32), ("E3", 3, 32), ("S1", 4, 32), ("S2", 5, 32))}
+_C = bytes([6]) * 64
+_T = {
+    n: bytes([b]) * 48
+    for n, b in (
+        ("T1", 0x11),
+        ("T2", 0x12),
+        ("R0", 0x20),
+        ("R1", 0x21),
+        ("R2", 0x22),
+        ("R2b", 0x23),
+        ("R3", 0x24),
+        ("O", 0x30),
+        ("M", 0x40),
+        ("M2", 0x41),
+    )
+}
+
+_MATCH_POLICIES = {
+    "mixed.yaml": f"""allow_simulated: true
+min_tcb_evaluation_data_number: 10
+apps:
+  - id: exact
+    tee: sgx
+    mr_enclave: {_H["E1"].hex()}
+    min_isv_svn: 2
+    tcb_statuses: [UpToDate, SWHardeningNeeded]
+    advisory_ids: [INTEL-SA-00615]
+  - id: family
+    tee: sgx
+    mr_signer: {_H["S1"].hex()}
+    isv_prod_id: 7
+    config_id: {_C.hex()}
+    min_config_svn: 1
+    runtime: gramine
+    binding: tcg-labelled
+  - id: dbg
+    tee: sgx
+    mr_enclave: {_H["E2"].hex()}
+    allow_debug: true
+    advisory_ids: ["*"]
+    tcb_statuses: [OutOfDate, UpToDate]
+  - id: td
+    tee: tdx
+    mr_td: {_T["T1"].hex()}
+    rtmr0: {_T["R0"].hex()}
+    rtmr1: {_T["R1"].hex()}
+    rtmr2: {_T["R2"].hex()}
+    mr_servicetd: {_T["M"].hex()}
+    min_tcb_evaluation_data_number: 12
+  - id: td2
+    tee: tdx
+    mr_td: {_T["T1"].hex()}
+    rtmr1: {_T["R1"].hex()}
+    rtmr2: {_T["R2b"].hex()}
+    rtmr3: {_T["R3"].hex()}
+    mr_owner: {_T["O"].hex()}
+    allow_sept_ve: true
+    tcb_statuses: [UpToDate, TDRelaunchAdvised]
+""",
+    "sgx-only.json": json.dumps({"apps": [{"id": "web", "tee": "sgx", "mr_enclave": _H["E1"].hex(), "isv_prod_id": 7}]}),
+}
+
+_STATUSES = ["UpToDate", "UpToDate", "SWHardeningNeeded", "OutOfDate", "TDRelaunchAdvised", "ConfigurationNeeded"]
+_ADVISORIES = [[], [], ["INTEL-SA-00615"], ["INTEL-SA-00615", "INTEL-SA-00828"], ["intel-sa-00615"]]
+_TD_BITS = [0, 3, 12, 27, 28, 28, 28, 29, 30, 63]
+
+
+def _random_claims(rng: random.Random) -> dict[str, Any]:
+    """Claims in Go's JSON (claims.Claims) and as ratls.server_claims builds them."""
+    tee = rng.choice(["sgx", "sgx", "tdx", "tdx"])
+    common: dict[str, Any] = {
+        "tee": tee,
+        "tcb_status": rng.choice(_STATUSES),
+        "debug": rng.random() < 0.15,
+        "simulated": rng.random() < 0.1,
+        "runtime": rng.choice(["", "gramine", "gramine", "occlum"]),
+        "binding": rng.choice(["", "report-data", "tcg", "tcg-labelled", "tcg-labelled"]),
+        "advisory_ids": tuple(rng.choice(_ADVISORIES)),
+        "tcb_eval_data_number": rng.choice([0, 10, 12, 15]),
+    }
+    if tee == "sgx":
+        ident = {
+            "mr_enclave": _H[rng.choice(["E1", "E1", "E2", "E3"])],
+            "mr_signer": _H[rng.choice(["S1", "S1", "S2"])],
+            "isv_prod_id": rng.choice([7, 7, 8]),
+            "isv_svn": rng.choice([1, 2, 3]),
+            "config_id": rng.choice([_C, _C, bytes(64)]),
+            "config_svn": rng.choice([0, 1, 2]),
+        }
+    else:
+        bits = {rng.choice(_TD_BITS) for _ in range(rng.randint(0, 3))} | ({28} if rng.random() < 0.7 else set())
+        attrs = sum(1 << b for b in bits) | (1 if common["debug"] else 0)
+        ident = {
+            "mr_td": _T[rng.choice(["T1", "T1", "T1", "T2"])],
+            "rtmr": tuple(
+                _T[rng.choice(c)]
+                for c in (["R0", "R0", "R3"], ["R1", "R1", "R2"], ["R2", "R2b", "R2b", "R0"], ["R3", "R3", "R0"])
+            ),
+            "mr_config_id": bytes(48),
+            "mr_owner": rng.choice([_T["O"], _T["O"], bytes(48)]),
+            "mr_owner_config": bytes(48),
+            "mr_servicetd": rng.choice([b"", bytes(48), _T["M"], _T["M"], _T["M2"]]),
+            "td_attributes": attrs.to_bytes(8, "little"),
+        }
+    return {**common, **ident}
+
+
+def _go_claims(c: dict[str, Any]) -> str:
+    out: dict[str, Any] = {
+        "tee": c["tee"],
+        "runtime": c["runtime"],
+        "debug": c["debug"],
+        "status": c["tcb_status"],
+        "advisory_ids": list(c["advisory_ids"]),
+        "tcb_evaluation_data_number": c["tcb_eval_data_number"],
+        "binding": c["binding"],
+        "simulated": c["simulated"],
+    }
+    if c["tee"] == "sgx":
+        out["sgx"] = {
+            k: (c[k].hex() if isinstance(c[k], bytes) else c[k])
+            for k in ("mr_enclave", "mr_signer", "isv_prod_id", "isv_svn", "config_id", "config_svn")
+        }
+    else:
+        r = c["rtmr"]
+        out["tdx"] = {
+            "mr_td": c["mr_td"].hex(),
+            **{f"rtmr{i}": r[i].hex() for i in range(4)},
+            **{k: c[k].hex() for k in ("mr_config_id", "mr_owner", "mr_owner_config", "mr_servicetd", "td_attributes")},
+        }
+    return json.dumps(out)
+
+
+@pytest.mark.parametrize("name", sorted(_MATCH_POLICIES))
+def test_server_judged_as_go_judges_it(name: str, go_judge: pathlib.Path, tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("yaml", reason="PyYAML (the attested-server extra) reads YAML server policies")
+    path = tmp_path / name
+    path.write_text(_MATCH_POLICIES[name])
+    pol = ratls.ServerPolicy.load(path, collateral=b"{}", trust_root=b"dev").policy
+    rng = random.Random(name)
+    cases = [_random_claims(rng) for _ in range(3000)]
+    out = subprocess.run(
+        [str(go_judge), "-match", str(path)],
+        input="\n".join(map(_go_claims, cases)) + "\n",
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    go = [json.loads(line) for line in out.splitlines()]
+    assert len(go) == len(cases)
+    verdicts: dict[str, int] = {}
+    differ: list[str] = []
+    for c, g in zip(cases, go, strict=True):
+        try:
+            app = _policy.match(pol, _policy.Claims(**c))
+            py = {"app": app.id}
+        except _policy.Denial as d:
+            py = {"reason": d.reason, "message": str(d)}
+        key = py.get("app") or py["reason"]
+        verdicts[key] = verdicts.get(key, 0) + 1
+        if py != g:
+            differ.append(f"Go {g}\n  Python {py}\n  claims {_go_claims(c)}")
+    assert not differ, f"{len(differ)} of {len(cases)} differ:\n" + "\n".join(differ[:5])
+    # The claims reach every verdict the policy can give, so the comparison covers each rule.
+    apps = {a.id for a in pol.apps}
+    reasons = {"mixed.yaml": 8, "sgx-only.json": 6}[name]
+    assert apps <= set(verdicts) and len(set(verdicts) - apps) >= reasons, sorted(verdicts)
