@@ -57,6 +57,10 @@
 //     mr_signer stands alone, isv_prod_id is required. isv_prod_id (equal),
 //     min_isv_svn (isv_svn >= it), config_id (64 bytes hex, equal),
 //     min_config_svn (config_svn >= it).
+//     config_id and min_config_svn only narrow a match: the enclave's
+//     loader chooses CONFIGID and CONFIGSVN when it launches the enclave
+//     (KSS), so they never pin code; mr_enclave, or mr_signer with
+//     isv_prod_id, does.
 //   - TDX: mr_td (48 bytes hex, required) and at least one of rtmr0,
 //     rtmr1, rtmr2: together they pin the TD's code (firmware; firmware
 //     configuration, kernel, command line). mr_config_id, mr_owner,
