@@ -60,7 +60,9 @@ func TestServerPolicyCrossCheck(t *testing.T) {
 				}
 				t.Fatal("accepted")
 			}
-			if got := reasonsOf(err); !slices.Equal(got, c.Reasons) {
+			// Repeats are squeezed: one rule may report a problem once or
+			// per field (the TDX rule names rtmr1 and rtmr2).
+			if got := slices.Compact(reasonsOf(err)); !slices.Equal(got, slices.Compact(c.Reasons)) {
 				t.Errorf("reasons %q, want %q; error: %v", got, c.Reasons, err)
 			}
 			if c.Message != "" {
