@@ -151,15 +151,15 @@ class PolicyError(ValueError):
     ``errors.Join``.
     """
 
-    def __init__(self, errors: list[LoadError] | str, *, reason: str = "") -> None:
+    def __init__(self, errors: list[LoadError] | str, *, reason: str = "", prefix: str = "") -> None:
         if isinstance(errors, str):
             self.errors: list[LoadError] = []
             self.reasons: tuple[str, ...] = (reason or ERR_SERVER_POLICY,)
-            super().__init__(errors)
+            super().__init__(prefix + errors)
             return
         self.errors = list(errors)
         self.reasons = tuple(e.reason for e in self.errors)
-        super().__init__("\n".join(str(e) for e in self.errors))
+        super().__init__(prefix + "\n".join(str(e) for e in self.errors))
 
 
 # ---------------------------------------------------------------- documents

@@ -701,9 +701,10 @@ class ServerPolicy:
         try:
             return cls.from_document(data, fmt, pccs_url=pccs_url, collateral=collateral, trust_root=trust_root)
         except _policy.PolicyError as e:
+            # As the Go client: "server policy PATH: " before the parser's message.
             if e.errors:
-                raise _policy.PolicyError(e.errors) from None
-            raise _policy.PolicyError(f"server policy {p}: {e}", reason=e.reasons[0]) from None
+                raise _policy.PolicyError(e.errors, prefix=f"server policy {p}: ") from None
+            raise _policy.PolicyError(str(e), reason=e.reasons[0], prefix=f"server policy {p}: ") from None
 
 
 def _read_regular(path: str, limit: int) -> bytes:
