@@ -101,7 +101,7 @@ func OpenFile(path string, opts ...FileOption) (*File, error) {
 			f.opts.format = FormatYAML
 		}
 	}
-	m, digest, err := f.load()
+	m, digest, err := f.load("")
 	if err != nil {
 		return nil, err
 	}
@@ -163,13 +163,18 @@ func (f *File) Get(ctx context.Context, req Request) ([]byte, error) {
 
 // Reload reads the file again. If the new content is bad, the old content
 // stays and the error says why. For a memory store it does nothing.
-func (f *File) Reload() error {
+func (f *File) Reload() error { return f.reload("") }
+
+// reload is Reload; a want other than "" puts the file in force only if its
+// content has that SHA-256 (else filewatch.ErrChanged: the watcher found
+// that content complete, not this one).
+func (f *File) reload(want string) error {
 	if f.path == "" {
 		return nil
 	}
 	f.reloadMu.Lock()
 	defer f.reloadMu.Unlock()
-	m, digest, err := f.load()
+	m, digest, err := f.load(want)
 	if err != nil {
 		return err
 	}
@@ -187,13 +192,15 @@ func (f *File) Digest() string {
 	return f.digest
 }
 
-// Watch reloads the file when it changes (its size, time or content),
-// polling every interval until ctx ends. A file that fails to load leaves
+// Watch reloads the file when it changes (its size, time or content) and
+// the change is complete (the same content on two polls and, on Linux, no
+// writer between writes: see package filewatch; a half-written file is
+// never put in force), polling every interval until ctx ends. A file that fails to load leaves
 // the secrets in force and is logged once, with the reason (which names
 // entries and lines, never values); so is a reload that took.
 func (f *File) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
 	filewatch.Watch(ctx, interval, logger, filewatch.Target{
-		Path: f.path, Read: readLimited, Digest: f.Digest, Reload: f.Reload,
+		Path: f.path, Read: readLimited, Digest: f.Digest, Reload: f.reload,
 		Unreadable:   "secrets file unreadable; keeping the current secrets",
 		ReloadFailed: "secrets file reload failed; keeping the current secrets",
 		Reloaded: func(logger *slog.Logger) {
@@ -212,10 +219,13 @@ func readLimited(path string) ([]byte, error) {
 	return data, nil
 }
 
-func (f *File) load() (map[string][]byte, string, error) {
+func (f *File) load(want string) (map[string][]byte, string, error) {
 	data, err := readLimited(f.path)
 	if err != nil {
 		return nil, "", err
+	}
+	if want != "" && filewatch.Digest(data) != want {
+		return nil, "", filewatch.ErrChanged
 	}
 	m, err := parseFile(data, f.opts)
 	if err != nil {
