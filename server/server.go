@@ -705,7 +705,10 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	if err := s.sessionClaims(ctx, d); err != nil {
 		return err
 	}
-	app, err := s.opts.Policy.Match(d.claims)
+	// One policy snapshot judges the request, and the record names it.
+	pol := s.opts.Policy.Policy()
+	d.rec.PolicySHA256 = pol.Digest
+	app, err := pol.Match(d.claims)
 	if err != nil {
 		d.rec.ReasonCode = reasonCode(err)
 		d.rec.Reason = err.Error()
