@@ -588,6 +588,9 @@ type decision struct {
 	claims *claims.Claims
 	app    *policy.App
 	names  []string // asked for; recorded only once the peer is attested
+	// store and inline read one version of a file store for the whole
+	// request (store.Snapshotter), as app is one version of the policy.
+	store, inline store.Store
 }
 
 // reasonCode names why a request was refused, from a small fixed set (the
@@ -773,6 +776,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 		d.rec.ReasonCode = reasonCode(err)
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
+	d.store, d.inline = snapshot(s.opts.Store), snapshot(s.opts.Inline)
 	vals = make([][]byte, len(refs))
 	for i, r := range refs {
 		v, err := s.fetch(ctx, d, r)
@@ -810,13 +814,13 @@ func (s *Server) fetch(ctx context.Context, d *decision, r policy.SecretRef) ([]
 	if v, ok := r.InlineValue(); ok {
 		return v, nil
 	}
-	st := s.opts.Store
+	st := d.store
 	if strings.HasPrefix(r.Ref, policy.InlinePrefix) {
-		if s.opts.Inline == nil {
+		if d.inline == nil {
 			d.rec.Reason = fmt.Sprintf("secret %q: no inline store configured", r.Name)
 			return nil, status.Errorf(codes.NotFound, "secret %q not found", r.Name)
 		}
-		st = s.opts.Inline
+		st = d.inline
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
@@ -838,6 +842,15 @@ func (s *Server) fetch(ctx context.Context, d *decision, r policy.SecretRef) ([]
 	default:
 		return nil, status.Errorf(codes.Unavailable, "secret %q: the store is unavailable; nothing was released, try again later", r.Name)
 	}
+}
+
+// snapshot pins a store that can be pinned (a secrets file) for one
+// request; other stores (Vault) are read as they are.
+func snapshot(st store.Store) store.Store {
+	if sn, ok := st.(store.Snapshotter); ok {
+		return sn.Snapshot()
+	}
+	return st
 }
 
 func (s *Server) record(d *decision, err error) audit.Record {

@@ -144,17 +144,59 @@ func (f *File) Names() []string {
 }
 
 // Get returns a copy of the secret named req.Ref. req.Token is ignored.
+// Each Get reads the content in force at that moment: a caller reading
+// several secrets for one request takes a Snapshot first.
 func (f *File) Get(ctx context.Context, req Request) ([]byte, error) {
+	f.mu.RLock()
+	m := f.secrets
+	f.mu.RUnlock()
+	return getFrom(ctx, m, f.path, req)
+}
+
+// Snapshotter is a store whose content can be pinned: Snapshot returns a
+// store that reads one version of it, whatever reloads follow, so the
+// secrets of one request come from one version (a key and its id, a
+// certificate and its key, rotated in one edit, never mixed).
+type Snapshotter interface {
+	Snapshot() Store
+}
+
+var _ Snapshotter = (*File)(nil)
+
+// Snapshot returns a read-only view of the content in force now. A reload
+// replaces the content wholesale and never changes a loaded map, so the
+// view costs nothing.
+func (f *File) Snapshot() Store {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return &fileSnapshot{path: f.path, secrets: f.secrets, digest: f.digest}
+}
+
+// fileSnapshot is one version of a File's content.
+type fileSnapshot struct {
+	path    string
+	secrets map[string][]byte // never written after load
+	digest  string
+}
+
+func (s *fileSnapshot) Get(ctx context.Context, req Request) ([]byte, error) {
+	return getFrom(ctx, s.secrets, s.path, req)
+}
+func (s *fileSnapshot) Check(context.Context) error { return nil }
+func (s *fileSnapshot) Kind() string                { return "file" }
+
+// Digest is the hex SHA-256 of this version of the file ("" for memory).
+func (s *fileSnapshot) Digest() string { return s.digest }
+
+func getFrom(ctx context.Context, m map[string][]byte, path string, req Request) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Store: "file", Name: req.Name, Ref: req.Ref, Kind: ErrUnavailable, Err: err}
 	}
-	f.mu.RLock()
-	v, ok := f.secrets[req.Ref]
-	f.mu.RUnlock()
+	v, ok := m[req.Ref]
 	if !ok {
 		reason := "no such name among the inline secrets"
-		if f.path != "" {
-			reason = "no such name in " + f.path
+		if path != "" {
+			reason = "no such name in " + path
 		}
 		return nil, &Error{Store: "file", Name: req.Name, Ref: req.Ref, Kind: ErrNotFound, Reason: reason}
 	}
