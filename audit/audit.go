@@ -76,12 +76,14 @@ type Record struct {
 	// workload not allowed", "quote: no matching TCB level", ...).
 	ReasonCode string `json:"reason_code,omitempty"`
 	Reason     string `json:"reason,omitempty"`
-	// RequestedCount is how many names a peer that was not attested asked
-	// for: its names themselves (attacker-chosen bulk) are not recorded.
+	// RequestedCount is how many names were asked for when the record does
+	// not list them all: a peer no app recognises (its names, attacker-
+	// chosen bulk, are not recorded), or a recognised workload asking for
+	// more names than its refusal record keeps.
 	RequestedCount int `json:"requested_count,omitempty"`
-	// Suppressed counts the refusals like this one (same reason code,
-	// peers not attested) that were counted but not recorded one by one
-	// since the previous record of that reason.
+	// Suppressed counts the refusals like this one (same reason code and
+	// peers no app recognises, or the same app) that were counted but not
+	// recorded one by one since the previous such record.
 	Suppressed uint64 `json:"suppressed,omitempty"`
 }
 

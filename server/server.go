@@ -188,8 +188,10 @@ type Server struct {
 	health  *health.Server
 	fails   *failLimiter
 	sampler *refusalSampler
-	waiting *waitCounter
-	shed    *shedder
+	// appRefusals limits the records of recognised workloads' refusals.
+	appRefusals *appRefusalLimiter
+	waiting     *waitCounter
+	shed        *shedder
 
 	mu       sync.Mutex
 	limiters []*connLimiter
@@ -228,7 +230,7 @@ func New(opts Options) (*Server, error) {
 	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return opts.Verifier.Screen(cs.PeerCertificates) }
 	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
 		fails:   newFailLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
-		sampler: newRefusalSampler(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested),
+		sampler: newRefusalSampler(lim.AuditSampleInterval), appRefusals: newAppRefusalLimiter(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested),
 		shed: newShedder(lim.MaxInFlight, lim.MaxQueue, lim.QueueWait, lim.ShedRetryAfter)}
 	sopts := []grpc.ServerOption{
 		grpc.Creds(&screenedCreds{TransportCredentials: credentials.NewTLS(tlsConf), s: s}),
@@ -874,9 +876,16 @@ func (s *Server) record(d *decision, err error) audit.Record {
 // or attested with an identity no app names (anyone who rents a TEE can
 // attest) — is recorded without the names it asked for, and sampled per
 // reason (see Limits.AuditSampleInterval); the stranger's identity and
-// the policy's reason stay in the sampled record. Dev mode records every
-// refusal of an attested workload in full (a developer iterating on an
-// enclave wants each one).
+// the policy's reason stay in the sampled record. A refusal of a
+// recognised workload (it asked for names its app may not read, or the
+// store refused) is recorded with at most maxRecordedNames of its names
+// (and their count), and rate-limited per app (a burst of
+// appRefusalBurst, then one per AuditSampleInterval, with the count of
+// those left out): the workload's own code could
+// otherwise write records as fast as it can ask and rotate the records of
+// past releases out of the audit file; the records of releases are what
+// the audit must keep. Dev mode records every refusal of an attested
+// workload in full (a developer iterating on an enclave wants each one).
 func (s *Server) finish(d *decision, err error) {
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.decision(d, err)
@@ -885,7 +894,8 @@ func (s *Server) finish(d *decision, err error) {
 		return
 	}
 	r := s.record(d, err)
-	if d.app == nil && (d.claims == nil || !s.opts.Dev) {
+	switch {
+	case d.app == nil && (d.claims == nil || !s.opts.Dev):
 		ok, suppressed := s.sampler.admit(r.ReasonCode, time.Now())
 		if !ok {
 			return
@@ -896,10 +906,71 @@ func (s *Server) finish(d *decision, err error) {
 			limit = 1024 // the policy's account of what differed
 		}
 		r.Reason = truncate(r.Reason, limit)
+	case d.app != nil && !s.opts.Dev:
+		ok, suppressed := s.appRefusals.admit(d.app.ID)
+		if !ok {
+			return
+		}
+		r.Suppressed = suppressed
+		if len(r.Requested) > maxRecordedNames {
+			r.Requested, r.RequestedCount = r.Requested[:maxRecordedNames], len(d.names)
+		}
+		r.Reason = truncate(r.Reason, 1024)
 	}
 	if aerr := s.auditRecord(r); aerr != nil {
 		s.opts.Logger.Error("audit write failed", "err", aerr)
 	}
+}
+
+// maxRecordedNames is how many of the names a recognised workload asked
+// for the record of its refusal keeps (RequestedCount says how many
+// there were).
+const maxRecordedNames = 8
+
+// appRefusalBurst is how many refusals of one app are recorded at once
+// before its records are limited to one per AuditSampleInterval.
+const appRefusalBurst = 16
+
+// appRefusalLimiter rate-limits the records of refusals of recognised
+// workloads, per app. Its keys are app ids of the policy; it forgets them
+// all when it holds maxAppRefusalKeys (policies are reloaded).
+type appRefusalLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	apps  map[string]*appRefusals
+}
+
+type appRefusals struct {
+	lim        *rate.Limiter
+	suppressed uint64
+}
+
+const maxAppRefusalKeys = 4096
+
+func newAppRefusalLimiter(every time.Duration) *appRefusalLimiter {
+	return &appRefusalLimiter{every: every, apps: map[string]*appRefusals{}}
+}
+
+// admit says whether a refusal of app is recorded now, and if so how many
+// were left out before it.
+func (l *appRefusalLimiter) admit(app string) (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.apps[app]
+	if a == nil {
+		if len(l.apps) >= maxAppRefusalKeys {
+			clear(l.apps)
+		}
+		a = &appRefusals{lim: rate.NewLimiter(rate.Every(l.every), appRefusalBurst)}
+		l.apps[app] = a
+	}
+	if !a.lim.Allow() {
+		a.suppressed++
+		return false, 0
+	}
+	n := a.suppressed
+	a.suppressed = 0
+	return true, n
 }
 
 // secretsService is asps.v1.Secrets.
