@@ -497,8 +497,8 @@ func (s *Server) requestArrived(ctx context.Context, req any, _ *grpc.UnaryServe
 //
 // Health Watch is what a client balancing over replicas runs first on each
 // new connection (gRPC's client-side health checking): it recognises the
-// connection itself — the peer's certificate verified and matched to an
-// app, as WhoAmI does (the verdict cache makes a repeat cheap; failures
+// connection itself — the peer's certificate, and its session evidence if
+// the call carries some, verified and matched to an app, as WhoAmI does (the verdict cache makes a repeat cheap; failures
 // count against the source's limit) — and is served if that holds.
 func (s *Server) streamArrived(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	stopRequestWait(ss.Context())
@@ -506,6 +506,12 @@ func (s *Server) streamArrived(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	if ok && !s.isAttested(p.Addr.String()) && info.FullMethod == healthpb.Health_Watch_FullMethodName {
 		d := &decision{}
 		if err := s.peerClaims(ss.Context(), d); err != nil {
+			return err
+		}
+		// Session evidence (a client with SessionEvidence sends it on
+		// every call, Watch included) is verified as for a request, so an
+		// app with binding: tcg-nonce is recognised here too.
+		if err := s.sessionClaims(ss.Context(), d); err != nil {
 			return err
 		}
 		if _, err := s.opts.Policy.Match(d.claims); err == nil {
