@@ -230,7 +230,7 @@ func New(opts Options) (*Server, error) {
 	tlsConf.VerifyConnection = func(cs tls.ConnectionState) error { return opts.Verifier.Screen(cs.PeerCertificates) }
 	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
 		fails:   newFailLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
-		sampler: newRefusalSampler(lim.AuditSampleInterval), appRefusals: newAppRefusalLimiter(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested),
+		sampler: newRefusalSampler(lim.AuditSampleInterval), appRefusals: newAppRefusalLimiter(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested, maxWaitingAttested),
 		shed: newShedder(lim.MaxInFlight, lim.MaxQueue, lim.QueueWait, lim.ShedRetryAfter)}
 	sopts := []grpc.ServerOption{
 		grpc.Creds(&screenedCreds{TransportCredentials: credentials.NewTLS(tlsConf), s: s}),
@@ -442,13 +442,14 @@ var errRequestWait = errors.New("the request message did not arrive in time")
 // tapRequestWait runs when a stream's headers arrive, before any handler:
 // the stream is cancelled unless its request message arrives within
 // Limits.RequestWait (a stream waiting for a body that never comes holds
-// its headers and keeps the connection from being idle). On a connection
-// whose workload has not been attested and recognised, at most
-// maxWaitingPerConn streams may wait at once, and at most
-// maxWaitingUnattested in all: a stream over it is refused at once
-// (REFUSED_STREAM semantics: gRPC clients retry it), so that decoded
-// headers — up to the header-list limit each — cannot pile up 128 streams
-// deep on every connection an anonymous crowd holds.
+// its headers and keeps the connection from being idle). On any
+// connection at most maxWaitingPerConn streams may wait at once, and at
+// most maxWaitingUnattested in all on connections not attested and
+// recognised (maxWaitingAttested on recognised ones): a stream over it is
+// refused at once (REFUSED_STREAM semantics: gRPC clients retry it), so
+// that decoded headers — up to the header-list limit each — cannot pile
+// up 128 streams deep on every connection an anonymous crowd, or a
+// recognised workload, holds.
 func (s *Server) tapRequestWait(ctx context.Context, _ *tap.Info) (context.Context, error) {
 	addr := ""
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -457,7 +458,7 @@ func (s *Server) tapRequestWait(ctx context.Context, _ *tap.Info) (context.Conte
 	release, ok := s.waiting.enter(addr, s.isAttested(addr))
 	if !ok {
 		s.opts.Metrics.connRefused("stream_waiting")
-		return nil, status.Error(codes.Unavailable, "too many requests waiting for their message on unattested connections; retry")
+		return nil, status.Error(codes.Unavailable, "too many requests waiting for their message; retry")
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	t := time.AfterFunc(s.opts.Limits.RequestWait, func() { cancel(errRequestWait) })
