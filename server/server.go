@@ -550,6 +550,12 @@ const (
 	ReasonHandshakeFailed     = "tls: handshake failed"
 	ReasonRateLimited         = "server: too many failed attestations from this address"
 	ReasonAuditUnavailable    = "audit: write failed"
+	// The compatibility services' own checks (a provision pre or
+	// release hook).
+	ReasonCtxMalformed     = "intel: ctx is not a PEM certificate"
+	ReasonCtxNotConnection = "intel: ctx is not the connection's client certificate"
+	ReasonBinaryValue      = "server: binary value for a text-only reply"
+	ReasonServiceCheck     = "server: refused by the service's own check"
 )
 
 // handshakeRefused counts a failed handshake; those refused for their
@@ -777,6 +783,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	}
 	if pre != nil {
 		if err := pre(ctx); err != nil {
+			d.rec.ReasonCode = hookReason(err)
 			return nil, err
 		}
 	}
@@ -798,6 +805,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	if release != nil {
 		if err := release(vals); err != nil {
 			clear(vals)
+			d.rec.ReasonCode = hookReason(err)
 			return nil, err
 		}
 	}
@@ -1092,7 +1100,7 @@ func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretReq
 		func(vals [][]byte) error {
 			// Its reply is a protobuf string: binary values cannot go.
 			if !utf8.Valid(vals[0]) {
-				return status.Errorf(codes.FailedPrecondition, "secret %q is binary; Intel ASPS's reply carries text only (use asps.v1.Secrets)", req.GetKey())
+				return withReason(ReasonBinaryValue, status.Errorf(codes.FailedPrecondition, "secret %q is binary; Intel ASPS's reply carries text only (use asps.v1.Secrets)", req.GetKey()))
 			}
 			return nil
 		})
@@ -1107,13 +1115,36 @@ func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretReq
 // replay it. asps needs the certificate in the handshake, where the client
 // proves it holds the key; a ctx certificate, if sent, must be that same
 // certificate.
+// reasonErr is a hook's refusal with its reason code; it is the gRPC
+// status err to the caller.
+type reasonErr struct {
+	code string
+	err  error
+}
+
+func (e *reasonErr) Error() string              { return e.err.Error() }
+func (e *reasonErr) Unwrap() error              { return e.err }
+func (e *reasonErr) GRPCStatus() *status.Status { s, _ := status.FromError(e.err); return s }
+
+func withReason(code string, err error) error { return &reasonErr{code: code, err: err} }
+
+// hookReason is the reason code of a pre or release hook's refusal: its
+// own, else ReasonServiceCheck (a refusal is never recorded without one).
+func hookReason(err error) string {
+	var re *reasonErr
+	if errors.As(err, &re) {
+		return re.code
+	}
+	return ReasonServiceCheck
+}
+
 func checkIntelCtx(ctx context.Context, c string) error {
 	if strings.TrimSpace(c) == "" {
 		return nil
 	}
 	blk, _ := pem.Decode([]byte(c))
 	if blk == nil {
-		return status.Error(codes.InvalidArgument, "ctx: not a PEM certificate")
+		return withReason(ReasonCtxMalformed, status.Error(codes.InvalidArgument, "ctx: not a PEM certificate"))
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
@@ -1121,10 +1152,10 @@ func checkIntelCtx(ctx context.Context, c string) error {
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.PeerCertificates) == 0 {
-		return status.Error(codes.Unauthenticated, "attestation: the certificate in ctx must also be presented in the TLS handshake (a certificate sent only in ctx can be replayed)")
+		return withReason(ReasonCtxNotConnection, status.Error(codes.Unauthenticated, "attestation: the certificate in ctx must also be presented in the TLS handshake (a certificate sent only in ctx can be replayed)"))
 	}
 	if !bytes.Equal(info.State.PeerCertificates[0].Raw, blk.Bytes) {
-		return status.Error(codes.Unauthenticated, "attestation: the certificate in ctx is not the TLS client certificate of this connection")
+		return withReason(ReasonCtxNotConnection, status.Error(codes.Unauthenticated, "attestation: the certificate in ctx is not the TLS client certificate of this connection"))
 	}
 	return nil
 }
