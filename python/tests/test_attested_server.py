@@ -48,7 +48,12 @@ def test_attested_server_fetch(attested_server: DevServer) -> None:
     ("case", "kw", "code", "words"),
     [
         ("another server enclave", {"mr_enclave": bytes(31) + b"\x01"}, "claims rejected", "server mr_enclave 53b0598c"),
-        ("a TDX server was expected", {"mr_enclave": b"", "mr_td": b"\x01" * 48}, "claims rejected", "server mr_td (none)"),
+        (
+            "a TDX server was expected",
+            {"mr_enclave": b"", "mr_td": b"\x01" * 48, "rtmr1": b"\x02" * 48, "rtmr2": b"\x03" * 48},
+            "claims rejected",
+            "server mr_td (none)",
+        ),
         ("quote under the simulator root, judged against Intel's", {"trust_root": b""}, "quote rejected", "dcap-qvl"),
         ("TCB status not allowed", {"tcb_statuses": ("SWHardeningNeeded",)}, "quote rejected", "TCB status UpToDate"),
     ],

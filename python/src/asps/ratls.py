@@ -217,6 +217,8 @@ class EvidenceReport:
     isv_prod_id: int | None = None
     isv_svn: int | None = None
     mr_td: bytes = b""
+    rtmr: tuple[bytes, ...] = ()
+    """RTMR0-3 of a TD quote (empty for SGX)."""
     mr_seam: bytes = b""
     debug: bool = False
     report_data: bytes = b""
@@ -427,7 +429,7 @@ def _inspect_one(oid: str, fmt: str, critical: bool, value: bytes, spki: bytes) 
     er.quote_version, er.att_key_type, er.tee, er.debug = q.version, q.att_key_type, q.tee, q.debug
     er.report_data = q.report_data
     er.mr_enclave, er.mr_signer, er.isv_prod_id, er.isv_svn = q.mr_enclave, q.mr_signer, q.isv_prod_id, q.isv_svn
-    er.mr_td, er.mr_seam = q.mr_td, q.mr_seam
+    er.mr_td, er.mr_seam, er.rtmr = q.mr_td, q.mr_seam, tuple(q.rtmr)
     rd = q.report_data
     if fmt != FORMAT_TCG:
         name = _match_prefix(rd, spki)
@@ -523,14 +525,27 @@ class ServerPolicy:
     'asps[attested-server]'``) against collateral from ``pccs_url`` or given
     as ``collateral`` (dcap-qvl's JSON layout), to Intel's root or to
     ``trust_root`` (the simulator's, in dev mode); its TCB status must be in
-    ``tcb_statuses``; and its measurements must be the ones named (at least
-    one). Debug enclaves and TDs are refused.
+    ``tcb_statuses``, and every advisory of its platform in ``advisory_ids``
+    (default: none tolerated); and its measurements must be the ones named,
+    with the rules of asps's policy engine: an enclave by ``mr_enclave``,
+    or by ``mr_signer`` with ``isv_prod_id`` (one signer signs many
+    enclaves); a TD by ``mr_td`` and ``rtmr1`` (OS loader and kernel) and
+    ``rtmr2`` (command line and initrd) — ``mr_td`` measures only the
+    firmware every tenant of a cloud shares, ``rtmr0`` (optional) the
+    firmware configuration. Debug enclaves and TDs are refused.
     """
 
     mr_enclave: bytes = b""
     mr_signer: bytes = b""
+    isv_prod_id: int | None = None
+    min_isv_svn: int = 0
     mr_td: bytes = b""
+    rtmr0: bytes = b""
+    rtmr1: bytes = b""
+    rtmr2: bytes = b""
     tcb_statuses: tuple[str, ...] = ("UpToDate",)
+    advisory_ids: tuple[str, ...] = ()
+    """Advisories (INTEL-SA-…) tolerated on the server's platform; ``("*",)`` tolerates any."""
     pccs_url: str = ""
     collateral: bytes = field(default=b"", repr=False)
     trust_root: bytes = field(default=b"", repr=False)
@@ -540,8 +555,35 @@ class ServerPolicy:
         wanted = [m for m in (self.mr_enclave, self.mr_signer, self.mr_td) if m]
         if not wanted:
             raise ValueError("ServerPolicy: name the server's mr_enclave, mr_signer or mr_td")
-        if any(not any(m) for m in wanted):
-            raise ValueError("ServerPolicy: an all-zero measurement pins nothing")
+        sizes = (
+            ("mr_enclave", self.mr_enclave, 32),
+            ("mr_signer", self.mr_signer, 32),
+            ("mr_td", self.mr_td, 48),
+            ("rtmr0", self.rtmr0, 48),
+            ("rtmr1", self.rtmr1, 48),
+            ("rtmr2", self.rtmr2, 48),
+        )
+        for name, m, n in sizes:
+            if m and not any(m):
+                raise ValueError("ServerPolicy: an all-zero measurement pins nothing")
+            if m and len(m) != n:
+                raise ValueError(f"ServerPolicy: {name} is {len(m)} bytes, want {n}")
+        sgx = bool(self.mr_enclave or self.mr_signer or self.isv_prod_id is not None or self.min_isv_svn)
+        tdx = bool(self.mr_td or self.rtmr0 or self.rtmr1 or self.rtmr2)
+        if sgx and tdx:
+            raise ValueError("ServerPolicy: the server runs either in an SGX enclave or in a TD: name the fields of one")
+        if tdx and not self.mr_td:
+            raise ValueError("ServerPolicy: a TD server needs mr_td")
+        if self.mr_td and not (self.rtmr1 and self.rtmr2):
+            missing = " and ".join(n for n, m in (("rtmr1", self.rtmr1), ("rtmr2", self.rtmr2)) if not m)
+            raise ValueError(
+                f"ServerPolicy: a TD server must be pinned by mr_td, rtmr1 and rtmr2 (missing {missing}): mr_td measures only "
+                "the firmware every tenant of a cloud shares, rtmr1 the OS loader and kernel, rtmr2 the command line and initrd"
+            )
+        if self.mr_signer and not self.mr_enclave and self.isv_prod_id is None:
+            raise ValueError("ServerPolicy: mr_signer without mr_enclave needs isv_prod_id: one signer signs many enclaves")
+        if self.isv_prod_id is not None and not 0 <= self.isv_prod_id <= 0xFFFF:
+            raise ValueError("ServerPolicy: isv_prod_id is 0..65535")
         if not self.pccs_url and not self.collateral:
             raise ValueError("ServerPolicy: give pccs_url or collateral for the server's quote")
 
@@ -586,13 +628,27 @@ def verify_server(cert_der: bytes, policy: ServerPolicy, *, now: float | None = 
     status = str(vr.status)
     if status not in policy.tcb_statuses:
         raise _server_refused("quote rejected", f"TCB status {status}, want one of {list(policy.tcb_statuses)}")
+    if "*" not in policy.advisory_ids:
+        extra = [a for a in (vr.advisory_ids or []) if a not in policy.advisory_ids]
+        if extra:
+            raise _server_refused(
+                "quote rejected", f"advisories {extra} not tolerated (advisory_ids {list(policy.advisory_ids)})"
+            )
     if ev.debug:
         raise _server_refused("debug enclave refused", "the server runs in a debug enclave or TD")
+    rtmr = tuple(ev.rtmr) + (b"",) * (4 - len(ev.rtmr))
     for name, want, got in (
         ("mr_enclave", policy.mr_enclave, ev.mr_enclave),
         ("mr_signer", policy.mr_signer, ev.mr_signer),
         ("mr_td", policy.mr_td, ev.mr_td),
+        ("rtmr0", policy.rtmr0, rtmr[0]),
+        ("rtmr1", policy.rtmr1, rtmr[1]),
+        ("rtmr2", policy.rtmr2, rtmr[2]),
     ):
         if want and got != want:
             raise _server_refused("claims rejected", f"server {name} {got.hex() or '(none)'}, want {want.hex()}")
+    if policy.isv_prod_id is not None and ev.isv_prod_id != policy.isv_prod_id:
+        raise _server_refused("claims rejected", f"server isv_prod_id {ev.isv_prod_id}, want {policy.isv_prod_id}")
+    if policy.min_isv_svn and (ev.isv_svn is None or ev.isv_svn < policy.min_isv_svn):
+        raise _server_refused("claims rejected", f"server isv_svn {ev.isv_svn}, want at least {policy.min_isv_svn}")
     return rep
