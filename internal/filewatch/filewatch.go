@@ -75,6 +75,12 @@ type seen struct {
 	settled bool
 }
 
+// same reports whether two polls read the same file: size, modification
+// time and content.
+func (s *seen) same(o *seen) bool {
+	return s.size == o.size && s.mod.Equal(o.mod) && s.digest == o.digest
+}
+
 // Watch polls t.Path every interval until ctx ends and loads a changed
 // file once it is complete (see the package comment). Content that fails
 // to reload leaves the value in force and is logged once, with the reason;
@@ -132,7 +138,7 @@ func Watch(ctx context.Context, interval time.Duration, logger *slog.Logger, t T
 			last = now
 			continue
 		}
-		stable := last != nil && !last.settled && *last == *now
+		stable := last != nil && !last.settled && last.same(now)
 		last = now
 		if !stable {
 			continue // read it again on the next poll
