@@ -8,11 +8,14 @@
 //
 //   - the same content (size, modification time and SHA-256) was read on
 //     two consecutive polls, and
-//   - on Linux, no writer is between writes: the file (its current inode)
-//     was not modified since a writer last closed it (inotify IN_MODIFY
-//     and IN_CLOSE_WRITE). A writer that stalls with the file open — a
-//     slow or full disk, a tool writing in chunks — holds the reload back
-//     for as long as it stalls.
+//   - on Linux, no writer has the file open (a read lease is refused
+//     while one has: where the server may take a lease, i.e. owns the
+//     file) and none is between writes: the file, by its inode and by its
+//     name in its directory (a file deleted and written anew), was not
+//     modified since a writer last closed it (inotify IN_MODIFY,
+//     IN_CREATE and IN_CLOSE_WRITE). A writer that stalls with the file
+//     open — a slow or full disk, a tool writing in chunks — holds the
+//     reload back for as long as it stalls.
 //
 // An atomic replacement (write a new file, rename it over the old one) is
 // always complete and is the way to update these files; a writer that
