@@ -38,12 +38,14 @@ var ErrServerPolicy = errors.New("unusable server policy")
 // or content as policy.Load does). allowSimulated says whether the
 // policy may admit simulated evidence (dev mode only).
 func LoadServerPolicy(path string, allowSimulated bool) (*policy.Policy, error) {
-	// A regular file only, refused before it is opened (a FIFO would block
-	// the open until a writer appears), and at most policy.MaxFileSize.
+	// Regular files only, refused before they are opened (a FIFO would
+	// block the open), and never more than the policy limit.
 	data, err := fileread.Read(path, policy.MaxFileSize)
 	switch {
-	case errors.Is(err, fileread.ErrNotRegular), errors.Is(err, fileread.ErrTooLarge):
-		return nil, fmt.Errorf("server policy %s: %w: %w", path, ErrServerPolicy, errors.Unwrap(err))
+	case errors.Is(err, fileread.ErrNotRegular):
+		return nil, fmt.Errorf("server policy %s: %w: %w", path, ErrServerPolicy, err)
+	case errors.Is(err, fileread.ErrTooLarge):
+		return nil, fmt.Errorf("server policy %s: %w: larger than %d bytes", path, ErrServerPolicy, policy.MaxFileSize)
 	case err != nil:
 		return nil, fmt.Errorf("server policy: %w", err)
 	}

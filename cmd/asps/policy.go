@@ -1,10 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -169,15 +169,38 @@ func policyImport(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return imp.Policy.Encode(stdout, f)
 	}
-	// The policy may hold store tokens: a fresh 0600 file renamed over
-	// FILE, so an existing FILE's mode (0644, say) never applies to them
-	// and no reader sees a half-written policy.
-	var buf bytes.Buffer
-	if err := imp.Policy.Encode(&buf, f); err != nil {
-		return err
+	return writePrivate(*out, func(w io.Writer) error { return imp.Policy.Encode(w, f) })
+}
+
+// writePrivate writes path as a new file of mode 0600 and renames it over
+// the old one: an existing file's mode (0644, say) never carries over to
+// content that may hold store tokens, and a server watching path never
+// sees it half-written.
+func writePrivate(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	if err := writeSecretFile(*out, buf.Bytes()); err != nil {
-		return fmt.Errorf("--out: %w", err)
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := write(tmp); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

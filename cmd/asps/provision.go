@@ -240,7 +240,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverMrSigner, "server-mr-signer", "", "attest the server: its MRSIGNER `HEX` (needs --server-isv-prod-id unless --server-mr-enclave is given)")
 	fs.StringVar(&f.serverIsvProdID, "server-isv-prod-id", "", "attest the server: its ISVPRODID `N`")
 	fs.UintVar(&f.serverMinIsvSvn, "server-min-isv-svn", 0, "attest the server: its minimum ISVSVN `N`")
-	fs.StringVar(&f.serverMrTD, "server-mr-td", "", "attest the server (it runs in a TDX guest): its MRTD `HEX`; needs --server-rtmr (MRTD alone measures only the firmware)")
+	fs.StringVar(&f.serverMrTD, "server-mr-td", "", "attest the server (it runs in a TDX guest): its MRTD `HEX`; needs --server-rtmr 1=HEX and 2=HEX (MRTD alone measures only the firmware)")
 	fs.Var(&f.serverRtmr, "server-rtmr", "attest the server (TDX): RTMR `I=HEX`, I 0..2 (repeatable)")
 	fs.StringVar(&f.serverCollateral.pccs, "server-pccs", "", "PCS/PCCS `URL` for the collateral of the server's quote")
 	fs.StringVar(&f.serverCollateral.dir, "server-collateral-dir", "", "collateral bundle `DIR` for the server's quote")

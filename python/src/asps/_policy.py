@@ -773,14 +773,15 @@ def _tdx_selector(r: _Reader, f: _Obj) -> TDXSelector:
         named = [n for n in ("rtmr0", "rtmr1", "rtmr2", "rtmr3", "mr_config_id", "mr_owner", "mr_owner_config") if f.has(n)]
         has = "it names mr_td and " + ", ".join(named) if named else "it names only mr_td"
         r.fail(
-            "rtmr1-2" if len(missing) == 2 else missing[0],
+            ", ".join(missing),
             ERR_NO_SELECTOR,
-            f"a tdx app must pin the TD's code: mr_td, rtmr1 and rtmr2 ({has}). "
-            "mr_td measures only the TD firmware and rtmr0 its configuration, which other tenants share; "
-            "rtmr1 measures the kernel and rtmr2 its command line and initrd, so without both a TD with "
-            "another kernel, command line or initrd could match. "
-            "mr_config_id, mr_owner and mr_owner_config are chosen by the host that launches the TD and rtmr3 is extended by the guest at run time, "
-            "so they only narrow a match. "
+            f"a tdx app must pin the TD's code: mr_td, rtmr1 and rtmr2 are required ({has}; missing {' and '.join(missing)}). "
+            "mr_td measures only the TD firmware, which other tenants share; rtmr0 measures the firmware's configuration, "
+            "which the VMM gives every TD of an instance type; "
+            "rtmr1 measures the OS loader and kernel, rtmr2 the kernel command line and initrd: without both, the same firmware "
+            "boots another kernel or the same kernel another user space (rdinit=, initrd). "
+            "rtmr0, rtmr3, mr_config_id, mr_owner and mr_owner_config only narrow a match (the mr_ values are chosen by the host "
+            "that launches the TD and rtmr3 is extended by the guest at run time). "
             "Add the rtmr values of your TD (asps quote inspect or asps whoami shows them)",
         )
     return sel

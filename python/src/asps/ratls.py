@@ -225,6 +225,8 @@ class EvidenceReport:
     isv_prod_id: int | None = None
     isv_svn: int | None = None
     mr_td: bytes = b""
+    rtmr: tuple[bytes, ...] = ()
+    """RTMR0-3 of a TD quote (empty for SGX)."""
     mr_seam: bytes = b""
     debug: bool = False
     report_data: bytes = b""
@@ -435,7 +437,7 @@ def _inspect_one(oid: str, fmt: str, critical: bool, value: bytes, spki: bytes) 
     er.quote_version, er.att_key_type, er.tee, er.debug = q.version, q.att_key_type, q.tee, q.debug
     er.report_data = q.report_data
     er.mr_enclave, er.mr_signer, er.isv_prod_id, er.isv_svn = q.mr_enclave, q.mr_signer, q.isv_prod_id, q.isv_svn
-    er.mr_td, er.mr_seam = q.mr_td, q.mr_seam
+    er.mr_td, er.mr_seam, er.rtmr = q.mr_td, q.mr_seam, tuple(q.rtmr)
     rd = q.report_data
     if fmt != FORMAT_TCG:
         name = _match_prefix(rd, spki)
@@ -715,17 +717,17 @@ def _read_regular(path: str, limit: int) -> bytes:
 
     st = os.stat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise refuse("not a regular file: " + _file_type(st.st_mode))
+        raise refuse(f"read {path}: not a regular file: " + _file_type(st.st_mode))
     if st.st_size > limit:
-        raise refuse(f"file too large: {st.st_size} bytes, the limit is {limit}")
+        raise refuse(f"larger than {limit} bytes")
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise refuse("not a regular file: " + _file_type(st.st_mode))
+            raise refuse(f"read {path}: not a regular file: " + _file_type(st.st_mode))
         data = f.read(limit + 1)
     if len(data) > limit:
-        raise refuse(f"file too large: grew past {limit} bytes while read")
+        raise refuse(f"larger than {limit} bytes")
     return data
 
 

@@ -57,6 +57,10 @@ func main() {
 // reasonsOf lists the reason of every *policy.LoadError joined in err, or
 // client.ErrServerPolicy's text.
 func reasonsOf(err error) []string {
+	var le *policy.LoadError
+	if !errors.As(err, &le) && errors.Is(err, client.ErrServerPolicy) {
+		return []string{client.ErrServerPolicy.Error()}
+	}
 	if u, ok := err.(interface{ Unwrap() []error }); ok {
 		var out []string
 		for _, e := range u.Unwrap() {
