@@ -41,30 +41,49 @@ type Record struct {
 	MrSigner  string    `json:"mr_signer,omitempty"`
 	IsvProdID *uint16   `json:"isv_prod_id,omitempty"`
 	IsvSvn    *uint16   `json:"isv_svn,omitempty"`
-	MrTd      string    `json:"mr_td,omitempty"`
-	Rtmr0     string    `json:"rtmr0,omitempty"`
-	Debug     bool      `json:"debug,omitempty"`
-	Simulated bool      `json:"simulated,omitempty"`
-	TCBStatus string    `json:"tcb_status,omitempty"`
-	Advisory  []string  `json:"advisory_ids,omitempty"`
+	// ConfigID and ConfigSvn: the SGX fields a policy can select besides
+	// the ones above.
+	ConfigID  string  `json:"config_id,omitempty"`
+	ConfigSvn *uint16 `json:"config_svn,omitempty"`
+	// The TD's measurements: every one a TDX policy can select, so the
+	// record says which firmware, kernel and command line received what.
+	MrTd          string   `json:"mr_td,omitempty"`
+	Rtmr0         string   `json:"rtmr0,omitempty"`
+	Rtmr1         string   `json:"rtmr1,omitempty"`
+	Rtmr2         string   `json:"rtmr2,omitempty"`
+	Rtmr3         string   `json:"rtmr3,omitempty"`
+	MrConfigID    string   `json:"mr_config_id,omitempty"`
+	MrOwner       string   `json:"mr_owner,omitempty"`
+	MrOwnerConfig string   `json:"mr_owner_config,omitempty"`
+	MrServiceTd   string   `json:"mr_servicetd,omitempty"`
+	TdAttributes  string   `json:"td_attributes,omitempty"`
+	Debug         bool     `json:"debug,omitempty"`
+	Simulated     bool     `json:"simulated,omitempty"`
+	TCBStatus     string   `json:"tcb_status,omitempty"`
+	Advisory      []string `json:"advisory_ids,omitempty"`
 	// CollateralGrace is set when the verdict rested on collateral past
 	// its next update, served under the operator's grace period.
-	CollateralGrace bool     `json:"collateral_grace,omitempty"`
-	App             string   `json:"app,omitempty"`
-	Requested       []string `json:"requested"`
-	Released        []string `json:"released"`
-	Decision        string   `json:"decision"`
-	Code            string   `json:"code,omitempty"` // gRPC code of a refusal
+	CollateralGrace bool   `json:"collateral_grace,omitempty"`
+	App             string `json:"app,omitempty"`
+	// PolicySHA256 is the version of the policy the request was judged
+	// by: the SHA-256 of the policy file's bytes (policy.Policy.Digest).
+	PolicySHA256 string   `json:"policy_sha256,omitempty"`
+	Requested    []string `json:"requested"`
+	Released     []string `json:"released"`
+	Decision     string   `json:"decision"`
+	Code         string   `json:"code,omitempty"` // gRPC code of a refusal
 	// ReasonCode names the failed check from a fixed set ("policy: debug
 	// workload not allowed", "quote: no matching TCB level", ...).
 	ReasonCode string `json:"reason_code,omitempty"`
 	Reason     string `json:"reason,omitempty"`
-	// RequestedCount is how many names a peer that was not attested asked
-	// for: its names themselves (attacker-chosen bulk) are not recorded.
+	// RequestedCount is how many names were asked for when the record does
+	// not list them all: a peer no app recognises (its names, attacker-
+	// chosen bulk, are not recorded), or a recognised workload asking for
+	// more names than its refusal record keeps.
 	RequestedCount int `json:"requested_count,omitempty"`
-	// Suppressed counts the refusals like this one (same reason code,
-	// peers not attested) that were counted but not recorded one by one
-	// since the previous record of that reason.
+	// Suppressed counts the refusals like this one (same reason code and
+	// peers no app recognises, or the same app) that were counted but not
+	// recorded one by one since the previous such record.
 	Suppressed uint64 `json:"suppressed,omitempty"`
 }
 
@@ -82,9 +101,17 @@ func (r *Record) FromClaims(c *claims.Claims) {
 	if s := c.SGX; s != nil {
 		r.MrEnclave, r.MrSigner = s.MrEnclave.String(), s.MrSigner.String()
 		r.IsvProdID, r.IsvSvn = &s.IsvProdID, &s.IsvSvn
+		if len(s.ConfigID) > 0 {
+			r.ConfigID, r.ConfigSvn = s.ConfigID.String(), &s.ConfigSvn
+		}
 	}
 	if t := c.TDX; t != nil {
-		r.MrTd, r.Rtmr0 = t.MrTd.String(), t.Rtmr0.String()
+		r.MrTd, r.Rtmr0, r.Rtmr1, r.Rtmr2, r.Rtmr3 = t.MrTd.String(), t.Rtmr0.String(), t.Rtmr1.String(), t.Rtmr2.String(), t.Rtmr3.String()
+		r.MrConfigID, r.MrOwner, r.MrOwnerConfig = t.MrConfigID.String(), t.MrOwner.String(), t.MrOwnerConfig.String()
+		r.TdAttributes = t.TdAttributes.String()
+		if len(t.MrServiceTd) > 0 {
+			r.MrServiceTd = t.MrServiceTd.String()
+		}
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/internal/fileread"
 	"github.com/asps-project/asps/policy"
 )
 
@@ -38,22 +38,16 @@ var ErrServerPolicy = errors.New("unusable server policy")
 // or content as policy.Load does). allowSimulated says whether the
 // policy may admit simulated evidence (dev mode only).
 func LoadServerPolicy(path string, allowSimulated bool) (*policy.Policy, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("server policy: %w", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil {
-		return nil, fmt.Errorf("server policy: %w", err)
-	} else if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("server policy %s: %w: not a regular file", path, ErrServerPolicy)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, policy.MaxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("server policy: %w", err)
-	}
-	if len(data) > policy.MaxFileSize {
+	// Regular files only, refused before they are opened (a FIFO would
+	// block the open), and never more than the policy limit.
+	data, err := fileread.Read(path, policy.MaxFileSize)
+	switch {
+	case errors.Is(err, fileread.ErrNotRegular):
+		return nil, fmt.Errorf("server policy %s: %w: %w", path, ErrServerPolicy, err)
+	case errors.Is(err, fileread.ErrTooLarge):
 		return nil, fmt.Errorf("server policy %s: %w: larger than %d bytes", path, ErrServerPolicy, policy.MaxFileSize)
+	case err != nil:
+		return nil, fmt.Errorf("server policy: %w", err)
 	}
 	format := ""
 	switch strings.ToLower(filepath.Ext(path)) {
@@ -76,11 +70,21 @@ func ParseServerPolicy(data []byte, format string, allowSimulated bool) (*policy
 	if len(data) > policy.MaxFileSize {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrServerPolicy, policy.MaxFileSize)
 	}
+	written := data
 	data, changed, err := addPlaceholderSecrets(data)
 	if err != nil {
 		return nil, err
 	}
 	if changed {
+		// A problem with the document's form (YAML or JSON syntax, an
+		// alias, a repeated key, a field name) is reported on the document
+		// as written: the re-encoded one has other line numbers and offsets.
+		// Parse reports such a problem alone, as one *LoadError.
+		if _, perr := policy.Parse(written, format); perr != nil {
+			if le, ok := perr.(*policy.LoadError); ok {
+				return nil, le
+			}
+		}
 		format = "yaml" // re-encoded; JSON is YAML too, so the input was read as such
 	}
 	p, err := policy.Parse(data, format)

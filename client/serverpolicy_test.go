@@ -20,6 +20,7 @@ var (
 	signer = strings.Repeat("51", 32)
 	td     = strings.Repeat("7d", 48)
 	rtmr   = strings.Repeat("71", 48)
+	rtmr2  = strings.Repeat("72", 48)
 )
 
 func u16(v uint16) *uint16 { return &v }
@@ -42,7 +43,8 @@ func TestServerShorthandsCannotExpressLess(t *testing.T) {
 		{"nothing", client.ServerIdentity{}, client.ErrServerPolicy},
 		{"mr_enclave", client.ServerIdentity{MrEnclave: enc}, nil},
 		{"mr_signer and product id", client.ServerIdentity{MrSigner: signer, IsvProdID: u16(1), MinIsvSvn: 2}, nil},
-		{"mr_td and rtmr1", client.ServerIdentity{MrTd: td, Rtmr: [3]string{1: rtmr}}, nil},
+		{"mr_td and rtmr1 alone", client.ServerIdentity{MrTd: td, Rtmr: [3]string{1: rtmr}}, policy.ErrNoSelector},
+		{"mr_td, rtmr1 and rtmr2", client.ServerIdentity{MrTd: td, Rtmr: [3]string{1: rtmr, 2: rtmr2}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := tc.id.Policy()
@@ -151,7 +153,7 @@ func FuzzParseServerPolicy(f *testing.F) {
 	for _, s := range []string{
 		"apps:\n  - {id: s, tee: sgx, mr_enclave: " + enc + "}\n",
 		"apps:\n  - {id: s, tee: sgx, mr_enclave: " + enc + ", secrets: {a: b}}\n",
-		`{"apps": [{"id": "s", "tee": "tdx", "mr_td": "` + td + `", "rtmr1": "` + rtmr + `"}]}`,
+		`{"apps": [{"id": "s", "tee": "tdx", "mr_td": "` + td + `", "rtmr1": "` + rtmr + `", "rtmr2": "` + rtmr2 + `"}]}`,
 		"allow_simulated: true\napps: []\n",
 	} {
 		f.Add([]byte(s))

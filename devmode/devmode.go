@@ -41,6 +41,7 @@ var (
 	DemoMrSigner  = sha256.Sum256([]byte("asps demo signer"))
 	DemoMrTD      = sha512.Sum384([]byte("asps demo trust domain"))
 	DemoRtmr1     = sha512.Sum384([]byte("asps demo kernel and command line"))
+	DemoRtmr2     = sha512.Sum384([]byte("asps demo command line and initrd"))
 	OtherEnclave  = sha256.Sum256([]byte("some other enclave"))
 	// DemoServerMrEnclave is the dev server's own (simulated) enclave
 	// when it runs "in a TEE" (Options.ServerAttester).
@@ -82,6 +83,7 @@ apps:
     tee: tdx
     mr_td: %x
     rtmr1: %x
+    rtmr2: %x
     secrets:
       tdx-token: tdx-token
   - id: other
@@ -89,7 +91,7 @@ apps:
     mr_enclave: %x
     secrets:
       other-app: other-app
-`, DemoMrEnclave, DemoMrSigner, DemoIsvProdID, DemoIsvSVN, DemoMrTD, DemoRtmr1, OtherEnclave)
+`, DemoMrEnclave, DemoMrSigner, DemoIsvProdID, DemoIsvSVN, DemoMrTD, DemoRtmr1, DemoRtmr2, OtherEnclave)
 }
 
 // DemoIdentity returns the demo enclave's (or TD's) identity.
@@ -97,7 +99,7 @@ func DemoIdentity(tee claims.TEE) sim.Identity {
 	var id sim.Identity
 	if tee == claims.TDX {
 		id.MrTD = DemoMrTD
-		id.Rtmr[1] = DemoRtmr1
+		id.Rtmr[1], id.Rtmr[2] = DemoRtmr1, DemoRtmr2
 		return id
 	}
 	id.MrEnclave, id.MrSigner, id.IsvProdID, id.IsvSVN = DemoMrEnclave, DemoMrSigner, DemoIsvProdID, DemoIsvSVN

@@ -30,6 +30,7 @@
 //	    tee: tdx
 //	    mr_td: bac70e641d1b61e5f673f1c72ea1ab1a4e3f7393764d6711875d1ed348ca2c49d727404eb37b25cd993c56a1eda6856b
 //	    rtmr1: e4339a8cf732eb80f73fce42e60da65d6b1d4f00a4bf8183b82ae7cb3095a5926e6ac0a0d9d4540dce4132429a684789
+//	    rtmr2: 2b6c7e81c3a0d5f4e9b1a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607
 //	    store_token: hvs.CAESIexample  # optional: the store reads this app's secrets with it
 //	    secrets:
 //	      image_key: occlum/1/image_key
@@ -57,13 +58,19 @@
 //     mr_signer stands alone, isv_prod_id is required. isv_prod_id (equal),
 //     min_isv_svn (isv_svn >= it), config_id (64 bytes hex, equal),
 //     min_config_svn (config_svn >= it).
-//   - TDX: mr_td (48 bytes hex, required) and at least one of rtmr0,
-//     rtmr1, rtmr2: together they pin the TD's code (firmware; firmware
-//     configuration, kernel, command line). mr_config_id, mr_owner,
-//     mr_owner_config and rtmr3 only narrow a match: the first three are
-//     chosen by the host that launches the TD and rtmr3 is extended by the
-//     guest at run time, so a TD with the same firmware and an attacker's
-//     kernel can show any value of them. An app without rtmr0-2 is refused
+//     config_id and min_config_svn only narrow a match: the enclave's
+//     loader chooses CONFIGID and CONFIGSVN when it launches the enclave
+//     (KSS), so they never pin code; mr_enclave, or mr_signer with
+//     isv_prod_id, does.
+//   - TDX: mr_td, rtmr1 and rtmr2 (48 bytes hex, all three required):
+//     together they pin the TD's code — mr_td the firmware, rtmr1 the OS
+//     loader and kernel, rtmr2 the kernel command line and initrd. rtmr0
+//     (the firmware's configuration: TD HOB, ACPI tables, configuration
+//     firmware volume — what the VMM gives every TD of an instance type),
+//     rtmr3, mr_config_id, mr_owner and mr_owner_config only narrow a
+//     match: the host chooses the mr_ values and the guest extends rtmr3
+//     at run time, so a TD with the same firmware and an attacker's kernel
+//     can show any value of them. An app without rtmr1 or rtmr2 is refused
 //     at load, and `asps policy check` says what is missing and why. All
 //     48 bytes hex, equal when set, never all zeros (all zeros is what
 //     every TD shows when nothing was set or measured, so it selects

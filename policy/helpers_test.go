@@ -23,6 +23,7 @@ const (
 	hexR1 = "e4339a8cf732eb80f73fce42e60da65d6b1d4f00a4bf8183b82ae7cb3095a5926e6ac0a0d9d4540dce4132429a684789"
 	hexZ  = "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
 	hexO1 = "0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e" // a TD owner
+	hexK2 = "2b6c7e81c3a0d5f4e9b1a2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f607" // a kernel command line and initrd (RTMR2)
 	hexZ2 = "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
 
 	exampleToken = "hvs.CAESIexample" // the store_token of the doc example
@@ -54,7 +55,7 @@ func tdxClaims(t testing.TB, mrTd, rtmr1 string) *claims.Claims {
 	return &claims.Claims{
 		TEE: claims.TDX, Runtime: "tdx-guest", QuoteVersion: 4, TCBStatus: claims.StatusUpToDate,
 		TDX: &claims.TDXIdentity{
-			MrTd: mustHex(t, mrTd), Rtmr0: z, Rtmr1: mustHex(t, rtmr1), Rtmr2: z, Rtmr3: z,
+			MrTd: mustHex(t, mrTd), Rtmr0: z, Rtmr1: mustHex(t, rtmr1), Rtmr2: mustHex(t, hexK2), Rtmr3: z,
 			MrConfigID: z, MrOwner: z, MrOwnerConfig: z,
 			TdAttributes: claims.Hex{0, 0, 0, 0x10, 0, 0, 0, 0}, // SEPT_VE_DISABLE, as production Linux TDs
 		},

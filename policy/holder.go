@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/asps-project/asps/internal/filewatch"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/internal/filewatch"
 )
 
 // Holder keeps the current policy of a file and replaces it on Reload.
@@ -63,7 +63,12 @@ func (h *Holder) Match(c *claims.Claims) (*App, error) { return h.Policy().Match
 // Reload reads the file again. If the file cannot be read, does not
 // validate, or is refused by the check, the current policy stays and the
 // error says why. The server calls it on SIGHUP.
-func (h *Holder) Reload() error {
+func (h *Holder) Reload() error { return h.reload("") }
+
+// reload is Reload; a want other than "" puts the file in force only if its
+// content has that SHA-256 (else filewatch.ErrChanged: the watcher found
+// that content complete, not this one).
+func (h *Holder) reload(want string) error {
 	if h.path == "" && h.Policy() != nil {
 		return h.keeping(errors.New("policy: this policy has no policy file to reload (it was imported?); " +
 			"convert it to a policy file to make it reloadable"))
@@ -73,6 +78,9 @@ func (h *Holder) Reload() error {
 	data, err := readFile(h.path)
 	if err != nil {
 		return h.keeping(err)
+	}
+	if want != "" && filewatch.Digest(data) != want {
+		return filewatch.ErrChanged
 	}
 	var p *Policy
 	if h.parse != nil {
@@ -101,13 +109,14 @@ func (h *Holder) keeping(err error) error {
 }
 
 // Watch polls the file every interval (5s if interval <= 0) until ctx is
-// done, and reloads it when its content changes: a change of size or
-// modification time triggers a read, and the content's SHA-256 decides.
-// Each reload, and each failure (once per distinct bad content), is logged;
+// done, and reloads it when its content changes and the change is
+// complete: the same content on two polls and, on Linux, no writer between
+// writes (see package filewatch; a half-written file is never put in
+// force). Each reload, and each failure (once per distinct bad content), is logged;
 // a nil logger discards. Run it in its own goroutine.
 func (h *Holder) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
 	filewatch.Watch(ctx, interval, logger, filewatch.Target{
-		Path: h.path, Read: readFile, Reload: h.Reload,
+		Path: h.path, Read: readFile, Reload: h.reload,
 		Unreadable:   "policy file unreadable; keeping the current policy",
 		ReloadFailed: "policy reload failed; keeping the current policy",
 		Digest: func() string {

@@ -42,6 +42,7 @@ const matrixPolicy = `apps:
     tee: tdx
     mr_td: ` + hexT1 + `
     rtmr1: ` + hexR1 + `
+    rtmr2: ` + hexK2 + `
     mr_owner: ` + hexO1 + `
     secrets: {disk: kv/td/disk}
 `

@@ -716,14 +716,26 @@ func (r *reader) tdxSelector(f *fileApp) *TDXSelector {
 		return s
 	}
 	// MRTD measures only the TD's virtual firmware, which a cloud gives
-	// every tenant alike; the kernel, its command line and the workload
-	// are measured into RTMR0-2. MRCONFIGID, MROWNER and MROWNERCONFIG are
-	// chosen by the host that launches the TD, and RTMR3 is extended by
-	// the guest at run time: a TD with the same firmware and an attacker's
-	// kernel shows whatever values of those the attacker likes.
-	if !present(f.Rtmr0) && !present(f.Rtmr1) && !present(f.Rtmr2) {
+	// every tenant alike, and RTMR0 the firmware's configuration (TD HOB,
+	// ACPI tables, configuration firmware volume), which the VMM hands
+	// every TD of an instance type alike. The code is in RTMR1 (the OS
+	// loader and kernel) and RTMR2 (the kernel command line and initrd, or
+	// with a boot loader the kernel and initrd it loads): a policy without
+	// both admits any user space (rdinit=/bin/sh) or any kernel.
+	// MRCONFIGID, MROWNER and MROWNERCONFIG are chosen by the host that
+	// launches the TD, and RTMR3 is extended by the guest at run time: a TD
+	// with the same firmware and an attacker's kernel shows whatever values
+	// of those the attacker likes. They, and RTMR0, only narrow a match.
+	var missing []string
+	for _, nr := range []namedRaw{{"rtmr1", f.Rtmr1}, {"rtmr2", f.Rtmr2}} {
+		if !present(nr.raw) {
+			missing = append(missing, nr.name)
+		}
+	}
+	if len(missing) > 0 {
 		var narrow []string
-		for _, nr := range []namedRaw{{"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg}, {"rtmr3", f.Rtmr3}} {
+		for _, nr := range []namedRaw{{"rtmr0", f.Rtmr0}, {"rtmr1", f.Rtmr1}, {"rtmr2", f.Rtmr2}, {"rtmr3", f.Rtmr3},
+			{"mr_config_id", f.MrConfigID}, {"mr_owner", f.MrOwner}, {"mr_owner_config", f.MrOwnerCfg}} {
 			if present(nr.raw) {
 				narrow = append(narrow, nr.name)
 			}
@@ -732,11 +744,12 @@ func (r *reader) tdxSelector(f *fileApp) *TDXSelector {
 		if len(narrow) > 0 {
 			has = "it names mr_td and " + strings.Join(narrow, ", ")
 		}
-		r.fail("rtmr0-2", ErrNoSelector, "a tdx app must pin the TD's code: mr_td and at least one of rtmr0, rtmr1, rtmr2 (%s). "+
-			"mr_td measures only the TD firmware, which other tenants share; rtmr0-2 measure the firmware configuration, kernel and command line. "+
-			"mr_config_id, mr_owner and mr_owner_config are chosen by the host that launches the TD and rtmr3 is extended by the guest at run time, "+
-			"so they only narrow a match: a TD with the same firmware and another kernel could show them. "+
-			"Add the rtmr values of your TD (asps quote inspect or asps whoami shows them)", has)
+		r.fail(strings.Join(missing, ", "), ErrNoSelector, "a tdx app must pin the TD's code: mr_td, rtmr1 and rtmr2 are required (%s; missing %s). "+
+			"mr_td measures only the TD firmware, which other tenants share; rtmr0 measures the firmware's configuration, which the VMM gives every TD of an instance type; "+
+			"rtmr1 measures the OS loader and kernel, rtmr2 the kernel command line and initrd: without both, the same firmware boots another kernel or "+
+			"the same kernel another user space (rdinit=, initrd). "+
+			"rtmr0, rtmr3, mr_config_id, mr_owner and mr_owner_config only narrow a match (the mr_ values are chosen by the host that launches the TD and rtmr3 is extended by the guest at run time). "+
+			"Add the rtmr values of your TD (asps quote inspect or asps whoami shows them)", has, strings.Join(missing, " and "))
 	}
 	return s
 }

@@ -267,7 +267,7 @@ func TestParseAccepts(t *testing.T) {
 				t.Errorf("selector %+v", s)
 			}
 		}},
-		{"mr_owner narrows rtmr1", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", mr_owner: " + hexO1 + ", secrets: {a: b}}\n", func(t *testing.T, p *Policy) {
+		{"mr_owner narrows rtmr1", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", rtmr2: " + hexK2 + ", mr_owner: " + hexO1 + ", secrets: {a: b}}\n", func(t *testing.T, p *Policy) {
 			if p.Apps[0].TDX.MrOwner == nil {
 				t.Error("mr_owner dropped")
 			}

@@ -23,7 +23,7 @@ func tdAttrs(bits ...int) claims.Hex {
 func TestAttack_TDAttributesThatOpenTheTDToItsHost(t *testing.T) {
 	const migTD = "6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d6d"
 	app := func(extra string) string {
-		return "apps:\n  - id: td\n    tee: tdx\n    mr_td: " + hexT1 + "\n    rtmr1: " + hexR1 + "\n" + extra + "    secrets: {k: v}\n"
+		return "apps:\n  - id: td\n    tee: tdx\n    mr_td: " + hexT1 + "\n    rtmr1: " + hexR1 + "\n    rtmr2: " + hexK2 + "\n" + extra + "    secrets: {k: v}\n"
 	}
 	const (
 		debug = 0
@@ -97,9 +97,9 @@ func TestTDOptInFieldsLoad(t *testing.T) {
 		field     string
 	}{
 		{"allow_sept_ve on sgx", "apps:\n- {id: s, tee: sgx, mr_enclave: " + hexE1 + ", allow_sept_ve: true, secrets: {a: b}}\n", ErrBadValue, "allow_sept_ve"},
-		{"allow_sept_ve not a bool", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", allow_sept_ve: yes please, secrets: {a: b}}\n", ErrBadValue, "allow_sept_ve"},
-		{"zero mr_servicetd", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", mr_servicetd: " + hexZ + ", secrets: {a: b}}\n", ErrBadMeasurement, "mr_servicetd"},
-		{"short mr_servicetd", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", mr_servicetd: abcd, secrets: {a: b}}\n", ErrBadMeasurement, "mr_servicetd"},
+		{"allow_sept_ve not a bool", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", rtmr2: " + hexK2 + ", allow_sept_ve: yes please, secrets: {a: b}}\n", ErrBadValue, "allow_sept_ve"},
+		{"zero mr_servicetd", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", rtmr2: " + hexK2 + ", mr_servicetd: " + hexZ + ", secrets: {a: b}}\n", ErrBadMeasurement, "mr_servicetd"},
+		{"short mr_servicetd", "apps:\n- {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: " + hexR1 + ", rtmr2: " + hexK2 + ", mr_servicetd: abcd, secrets: {a: b}}\n", ErrBadMeasurement, "mr_servicetd"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.doc), "yaml")

@@ -22,14 +22,16 @@ func TestAttack_SimulatedTDsAgainstTDXRules(t *testing.T) {
 	}
 	mrTD := sha512.Sum384([]byte("victim firmware"))
 	kernel := sha512.Sum384([]byte("victim kernel"))
+	cmdline := sha512.Sum384([]byte("victim command line and initrd"))
 	owner := sha512.Sum384([]byte("victim owner"))
 	victim := sim.Identity{MrTD: mrTD, MrOwner: owner}
 	victim.Rtmr[1] = kernel
+	victim.Rtmr[2] = cmdline
 	verify := func(version int, id sim.Identity) *claims.Claims {
 		t.Helper()
 		return simClaims(t, sim.Options{PKI: pki, TEE: claims.TDX, QuoteVersion: version, Identity: id})
 	}
-	p, err := policy.Parse(fmt.Appendf(nil, "allow_simulated: true\napps:\n  - {id: td, tee: tdx, mr_td: %x, rtmr1: %x, mr_owner: %x, secrets: {k: v}}\n", mrTD, kernel, owner), "yaml")
+	p, err := policy.Parse(fmt.Appendf(nil, "allow_simulated: true\napps:\n  - {id: td, tee: tdx, mr_td: %x, rtmr1: %x, rtmr2: %x, mr_owner: %x, secrets: {k: v}}\n", mrTD, kernel, cmdline, owner), "yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

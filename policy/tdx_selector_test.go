@@ -24,21 +24,26 @@ func TestAttack_TDXPolicyWithoutCodeMeasurementRefusedAtLoad(t *testing.T) {
 		field  string // the field the refusal names
 		says   []string
 	}{
-		{"mr_td alone", "", ErrNoSelector, "rtmr0-2", []string{"it names only mr_td", "rtmr0, rtmr1, rtmr2"}},
-		{"all-zero rtmr3", line("rtmr3", hexZ), ErrBadMeasurement, "rtmr3", []string{"all zeros", "selects nothing"}},
-		{"all-zero mr_owner", line("mr_owner", hexZ), ErrBadMeasurement, "mr_owner", []string{"all zeros"}},
+		{"mr_td alone", "", ErrNoSelector, "rtmr1, rtmr2", []string{"it names only mr_td", "missing rtmr1 and rtmr2", "mr_td, rtmr1 and rtmr2 are required"}},
+		{"all-zero rtmr3", line("rtmr1", hexR1) + line("rtmr2", hexK2) + line("rtmr3", hexZ), ErrBadMeasurement, "rtmr3", []string{"all zeros", "selects nothing"}},
+		{"all-zero mr_owner", line("rtmr1", hexR1) + line("rtmr2", hexK2) + line("mr_owner", hexZ), ErrBadMeasurement, "mr_owner", []string{"all zeros"}},
 		{"all-zero mr_config_id", line("mr_config_id", hexZ), ErrBadMeasurement, "mr_config_id", []string{"all zeros"}},
 		{"all-zero mr_owner_config", line("mr_owner_config", hexZ), ErrBadMeasurement, "mr_owner_config", []string{"all zeros"}},
-		{"all-zero rtmr1", line("rtmr1", hexZ), ErrBadMeasurement, "rtmr1", []string{"pins no code"}},
-		{"mr_owner copied from the victim", line("mr_owner", hexO1), ErrNoSelector, "rtmr0-2",
+		{"all-zero rtmr1", line("rtmr1", hexZ) + line("rtmr2", hexK2), ErrBadMeasurement, "rtmr1", []string{"pins no code"}},
+		{"mr_owner copied from the victim", line("mr_owner", hexO1), ErrNoSelector, "rtmr1, rtmr2",
 			[]string{"it names mr_td and mr_owner", "chosen by the host"}},
-		{"mr_config_id", line("mr_config_id", hexO1), ErrNoSelector, "rtmr0-2", []string{"it names mr_td and mr_config_id"}},
+		{"mr_config_id", line("mr_config_id", hexO1), ErrNoSelector, "rtmr1, rtmr2", []string{"it names mr_td and mr_config_id"}},
 		{"host fields and rtmr3", line("mr_owner", hexO1) + line("mr_config_id", hexO1) + line("mr_owner_config", hexO1) + line("rtmr3", hexR1),
-			ErrNoSelector, "rtmr0-2", []string{"mr_config_id, mr_owner, mr_owner_config, rtmr3", "extended by the guest"}},
-		{"rtmr0", line("rtmr0", hexR1), nil, "", nil},
-		{"rtmr1", line("rtmr1", hexR1), nil, "", nil},
-		{"rtmr2", line("rtmr2", hexR1), nil, "", nil},
-		{"rtmr1 narrowed by mr_owner", line("rtmr1", hexR1) + line("mr_owner", hexO1), nil, "", nil},
+			ErrNoSelector, "rtmr1, rtmr2", []string{"rtmr3, mr_config_id, mr_owner, mr_owner_config", "extended by the guest"}},
+		// RTMR0 is the firmware's configuration, the same for every TD of
+		// an instance type; RTMR1 alone leaves the command line and initrd
+		// (the whole user space) open; RTMR2 alone leaves the kernel open.
+		{"rtmr0 alone", line("rtmr0", hexR1), ErrNoSelector, "rtmr1, rtmr2", []string{"it names mr_td and rtmr0", "firmware's configuration"}},
+		{"rtmr0 and rtmr1", line("rtmr0", hexO1) + line("rtmr1", hexR1), ErrNoSelector, "rtmr2", []string{"missing rtmr2", "command line and initrd"}},
+		{"rtmr1 alone", line("rtmr1", hexR1), ErrNoSelector, "rtmr2", []string{"missing rtmr2"}},
+		{"rtmr2 alone", line("rtmr2", hexK2), ErrNoSelector, "rtmr1", []string{"missing rtmr1", "OS loader and kernel"}},
+		{"rtmr1 and rtmr2", line("rtmr1", hexR1) + line("rtmr2", hexK2), nil, "", nil},
+		{"rtmr1 and rtmr2 narrowed by rtmr0 and mr_owner", line("rtmr0", hexO1) + line("rtmr1", hexR1) + line("rtmr2", hexK2) + line("mr_owner", hexO1), nil, "", nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -20,7 +20,7 @@ func TestAttack_TDXZeroSelectorSpellings(t *testing.T) {
 		{"0x all-zero rtmr1", "yaml", "apps:\n  - {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: '0x" + zeros + "', secrets: {k: v}}\n", ErrBadMeasurement},
 		{"0X all-zero rtmr2", "yaml", "apps:\n  - {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr2: 0X" + zeros + ", secrets: {k: v}}\n", ErrBadMeasurement},
 		{"bare-number all-zero rtmr0", "yaml", "apps:\n  - {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr0: " + zeros + ", secrets: {k: v}}\n", ErrBadMeasurement},
-		{"upper-case 0X all-zero mr_td", "yaml", "apps:\n  - {id: td, tee: tdx, mr_td: 0X" + zeros + ", rtmr1: " + hexR1 + ", secrets: {k: v}}\n", ErrBadMeasurement},
+		{"upper-case 0X all-zero mr_td", "yaml", "apps:\n  - {id: td, tee: tdx, mr_td: 0X" + zeros + ", rtmr1: " + hexR1 + ", rtmr2: " + hexK2 + ", secrets: {k: v}}\n", ErrBadMeasurement},
 		{"json 0x all-zero rtmr1", "json", `{"apps": [{"id": "td", "tee": "tdx", "mr_td": "` + hexT1 + `", "rtmr1": "0x` + zeros + `", "secrets": {"k": "v"}}]}`, ErrBadMeasurement},
 		{"json upper-case mr_owner only", "json", `{"apps": [{"id": "td", "tee": "tdx", "mr_td": "` + strings.ToUpper(hexT1) + `", "mr_owner": "0X` + strings.ToUpper(hexR1) + `", "secrets": {"k": "v"}}]}`, ErrNoSelector},
 		{"null rtmr1", "yaml", "apps:\n  - {id: td, tee: tdx, mr_td: " + hexT1 + ", rtmr1: null, secrets: {k: v}}\n", ErrBadMeasurement},

@@ -202,8 +202,10 @@ type Server struct {
 	fails   *sourceLimiter
 	verify  *verifyGate
 	sampler *refusalSampler
-	waiting *waitCounter
-	shed    *shedder
+	// appRefusals limits the records of recognised workloads' refusals.
+	appRefusals *appRefusalLimiter
+	waiting     *waitCounter
+	shed        *shedder
 
 	mu       sync.Mutex
 	limiters []*connLimiter
@@ -243,7 +245,7 @@ func New(opts Options) (*Server, error) {
 	s := &Server{opts: opts, health: health.NewServer(), storeOK: true, auditOK: true, stop: make(chan struct{}),
 		fails:   newSourceLimiter(rate.Limit(lim.FailedAttestationRate), lim.FailedAttestationBurst, 16384),
 		verify:  newVerifyGate(lim.MaxVerifications, lim.VerificationWait, opts.Metrics),
-		sampler: newRefusalSampler(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested),
+		sampler: newRefusalSampler(lim.AuditSampleInterval), appRefusals: newAppRefusalLimiter(lim.AuditSampleInterval), waiting: newWaitCounter(maxWaitingPerConn, maxWaitingUnattested, maxWaitingAttested),
 		shed: newShedder(lim.MaxInFlight, lim.MaxQueue, lim.QueueWait, lim.ShedRetryAfter)}
 	sopts := []grpc.ServerOption{
 		grpc.Creds(&screenedCreds{TransportCredentials: credentials.NewTLS(tlsConf), s: s}),
@@ -455,13 +457,14 @@ var errRequestWait = errors.New("the request message did not arrive in time")
 // tapRequestWait runs when a stream's headers arrive, before any handler:
 // the stream is cancelled unless its request message arrives within
 // Limits.RequestWait (a stream waiting for a body that never comes holds
-// its headers and keeps the connection from being idle). On a connection
-// whose workload has not been attested and recognised, at most
-// maxWaitingPerConn streams may wait at once, and at most
-// maxWaitingUnattested in all: a stream over it is refused at once
-// (REFUSED_STREAM semantics: gRPC clients retry it), so that decoded
-// headers — up to the header-list limit each — cannot pile up 128 streams
-// deep on every connection an anonymous crowd holds.
+// its headers and keeps the connection from being idle). On any
+// connection at most maxWaitingPerConn streams may wait at once, and at
+// most maxWaitingUnattested in all on connections not attested and
+// recognised (maxWaitingAttested on recognised ones): a stream over it is
+// refused at once (REFUSED_STREAM semantics: gRPC clients retry it), so
+// that decoded headers — up to the header-list limit each — cannot pile
+// up 128 streams deep on every connection an anonymous crowd, or a
+// recognised workload, holds.
 func (s *Server) tapRequestWait(ctx context.Context, _ *tap.Info) (context.Context, error) {
 	addr := ""
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
@@ -470,7 +473,7 @@ func (s *Server) tapRequestWait(ctx context.Context, _ *tap.Info) (context.Conte
 	release, ok := s.waiting.enter(addr, s.isAttested(addr))
 	if !ok {
 		s.opts.Metrics.connRefused("stream_waiting")
-		return nil, status.Error(codes.Unavailable, "too many requests waiting for their message on unattested connections; retry")
+		return nil, status.Error(codes.Unavailable, "too many requests waiting for their message; retry")
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	t := time.AfterFunc(s.opts.Limits.RequestWait, func() { cancel(errRequestWait) })
@@ -510,8 +513,8 @@ func (s *Server) requestArrived(ctx context.Context, req any, _ *grpc.UnaryServe
 //
 // Health Watch is what a client balancing over replicas runs first on each
 // new connection (gRPC's client-side health checking): it recognises the
-// connection itself — the peer's certificate verified and matched to an
-// app, as WhoAmI does (the verdict cache makes a repeat cheap; failures
+// connection itself — the peer's certificate, and its session evidence if
+// the call carries some, verified and matched to an app, as WhoAmI does (the verdict cache makes a repeat cheap; failures
 // count against the source's limit) — and is served if that holds.
 func (s *Server) streamArrived(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	stopRequestWait(ss.Context())
@@ -519,6 +522,12 @@ func (s *Server) streamArrived(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	if ok && !s.isAttested(p.Addr.String()) && info.FullMethod == healthpb.Health_Watch_FullMethodName {
 		d := &decision{}
 		if err := s.peerClaims(ss.Context(), d); err != nil {
+			return err
+		}
+		// Session evidence (a client with SessionEvidence sends it on
+		// every call, Watch included) is verified as for a request, so an
+		// app with binding: tcg-nonce is recognised here too.
+		if err := s.sessionClaims(ss.Context(), d); err != nil {
 			return err
 		}
 		if _, err := s.opts.Policy.Match(d.claims); err == nil {
@@ -556,6 +565,12 @@ const (
 	ReasonHandshakeFailed     = "tls: handshake failed"
 	ReasonRateLimited         = "server: too many failed attestations from this address"
 	ReasonAuditUnavailable    = "audit: write failed"
+	// The compatibility services' own checks (a provision pre or
+	// release hook).
+	ReasonCtxMalformed     = "intel: ctx is not a PEM certificate"
+	ReasonCtxNotConnection = "intel: ctx is not the connection's client certificate"
+	ReasonBinaryValue      = "server: binary value for a text-only reply"
+	ReasonServiceCheck     = "server: refused by the service's own check"
 )
 
 // handshakeRefused counts a failed handshake; those refused for their
@@ -603,6 +618,9 @@ type decision struct {
 	claims *claims.Claims
 	app    *policy.App
 	names  []string // asked for; recorded only once the peer is attested
+	// store and inline read one version of a file store for the whole
+	// request (store.Snapshotter), as app is one version of the policy.
+	store, inline store.Store
 }
 
 // reasonCode names why a request was refused, from a small fixed set (the
@@ -728,7 +746,10 @@ func (s *Server) match(ctx context.Context, d *decision) error {
 	if err := s.sessionClaims(ctx, d); err != nil {
 		return err
 	}
-	app, err := s.opts.Policy.Match(d.claims)
+	// One policy snapshot judges the request, and the record names it.
+	pol := s.opts.Policy.Policy()
+	d.rec.PolicySHA256 = pol.Digest
+	app, err := pol.Match(d.claims)
 	if err != nil {
 		d.rec.ReasonCode = reasonCode(err)
 		d.rec.Reason = err.Error()
@@ -785,6 +806,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	}
 	if pre != nil {
 		if err := pre(ctx); err != nil {
+			d.rec.ReasonCode = hookReason(err)
 			return nil, err
 		}
 	}
@@ -793,6 +815,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 		d.rec.ReasonCode = reasonCode(err)
 		return nil, status.Error(codes.PermissionDenied, err.Error())
 	}
+	d.store, d.inline = snapshot(s.opts.Store), snapshot(s.opts.Inline)
 	vals = make([][]byte, len(refs))
 	for i, r := range refs {
 		v, err := s.fetch(ctx, d, r)
@@ -805,6 +828,7 @@ func (s *Server) provision(ctx context.Context, service string, names []string, 
 	if release != nil {
 		if err := release(vals); err != nil {
 			clear(vals)
+			d.rec.ReasonCode = hookReason(err)
 			return nil, err
 		}
 	}
@@ -830,13 +854,13 @@ func (s *Server) fetch(ctx context.Context, d *decision, r policy.SecretRef) ([]
 	if v, ok := r.InlineValue(); ok {
 		return v, nil
 	}
-	st := s.opts.Store
+	st := d.store
 	if strings.HasPrefix(r.Ref, policy.InlinePrefix) {
-		if s.opts.Inline == nil {
+		if d.inline == nil {
 			d.rec.Reason = fmt.Sprintf("secret %q: no inline store configured", r.Name)
 			return nil, status.Errorf(codes.NotFound, "secret %q not found", r.Name)
 		}
-		st = s.opts.Inline
+		st = d.inline
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.StoreTimeout)
 	defer cancel()
@@ -860,6 +884,15 @@ func (s *Server) fetch(ctx context.Context, d *decision, r policy.SecretRef) ([]
 	}
 }
 
+// snapshot pins a store that can be pinned (a secrets file) for one
+// request; other stores (Vault) are read as they are.
+func snapshot(st store.Store) store.Store {
+	if sn, ok := st.(store.Snapshotter); ok {
+		return sn.Snapshot()
+	}
+	return st
+}
+
 func (s *Server) record(d *decision, err error) audit.Record {
 	r := d.rec
 	if err == nil {
@@ -881,9 +914,16 @@ func (s *Server) record(d *decision, err error) audit.Record {
 // or attested with an identity no app names (anyone who rents a TEE can
 // attest) — is recorded without the names it asked for, and sampled per
 // reason (see Limits.AuditSampleInterval); the stranger's identity and
-// the policy's reason stay in the sampled record. Dev mode records every
-// refusal of an attested workload in full (a developer iterating on an
-// enclave wants each one).
+// the policy's reason stay in the sampled record. A refusal of a
+// recognised workload (it asked for names its app may not read, or the
+// store refused) is recorded with at most maxRecordedNames of its names
+// (and their count), and rate-limited per app (a burst of
+// appRefusalBurst, then one per AuditSampleInterval, with the count of
+// those left out): the workload's own code could
+// otherwise write records as fast as it can ask and rotate the records of
+// past releases out of the audit file; the records of releases are what
+// the audit must keep. Dev mode records every refusal of an attested
+// workload in full (a developer iterating on an enclave wants each one).
 func (s *Server) finish(d *decision, err error) {
 	if s.opts.Metrics != nil {
 		s.opts.Metrics.decision(d, err)
@@ -892,7 +932,8 @@ func (s *Server) finish(d *decision, err error) {
 		return
 	}
 	r := s.record(d, err)
-	if d.app == nil && (d.claims == nil || !s.opts.Dev) {
+	switch {
+	case d.app == nil && (d.claims == nil || !s.opts.Dev):
 		ok, suppressed := s.sampler.admit(r.ReasonCode, time.Now())
 		if !ok {
 			return
@@ -903,10 +944,71 @@ func (s *Server) finish(d *decision, err error) {
 			limit = 1024 // the policy's account of what differed
 		}
 		r.Reason = truncate(r.Reason, limit)
+	case d.app != nil && !s.opts.Dev:
+		ok, suppressed := s.appRefusals.admit(d.app.ID)
+		if !ok {
+			return
+		}
+		r.Suppressed = suppressed
+		if len(r.Requested) > maxRecordedNames {
+			r.Requested, r.RequestedCount = r.Requested[:maxRecordedNames], len(d.names)
+		}
+		r.Reason = truncate(r.Reason, 1024)
 	}
 	if aerr := s.auditRecord(r); aerr != nil {
 		s.opts.Logger.Error("audit write failed", "err", aerr)
 	}
+}
+
+// maxRecordedNames is how many of the names a recognised workload asked
+// for the record of its refusal keeps (RequestedCount says how many
+// there were).
+const maxRecordedNames = 8
+
+// appRefusalBurst is how many refusals of one app are recorded at once
+// before its records are limited to one per AuditSampleInterval.
+const appRefusalBurst = 16
+
+// appRefusalLimiter rate-limits the records of refusals of recognised
+// workloads, per app. Its keys are app ids of the policy; it forgets them
+// all when it holds maxAppRefusalKeys (policies are reloaded).
+type appRefusalLimiter struct {
+	every time.Duration
+	mu    sync.Mutex
+	apps  map[string]*appRefusals
+}
+
+type appRefusals struct {
+	lim        *rate.Limiter
+	suppressed uint64
+}
+
+const maxAppRefusalKeys = 4096
+
+func newAppRefusalLimiter(every time.Duration) *appRefusalLimiter {
+	return &appRefusalLimiter{every: every, apps: map[string]*appRefusals{}}
+}
+
+// admit says whether a refusal of app is recorded now, and if so how many
+// were left out before it.
+func (l *appRefusalLimiter) admit(app string) (bool, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.apps[app]
+	if a == nil {
+		if len(l.apps) >= maxAppRefusalKeys {
+			clear(l.apps)
+		}
+		a = &appRefusals{lim: rate.NewLimiter(rate.Every(l.every), appRefusalBurst)}
+		l.apps[app] = a
+	}
+	if !a.lim.Allow() {
+		a.suppressed++
+		return false, 0
+	}
+	n := a.suppressed
+	a.suppressed = 0
+	return true, n
 }
 
 // secretsService is asps.v1.Secrets.
@@ -1021,7 +1123,7 @@ func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretReq
 		func(vals [][]byte) error {
 			// Its reply is a protobuf string: binary values cannot go.
 			if !utf8.Valid(vals[0]) {
-				return status.Errorf(codes.FailedPrecondition, "secret %q is binary; Intel ASPS's reply carries text only (use asps.v1.Secrets)", req.GetKey())
+				return withReason(ReasonBinaryValue, status.Errorf(codes.FailedPrecondition, "secret %q is binary; Intel ASPS's reply carries text only (use asps.v1.Secrets)", req.GetKey()))
 			}
 			return nil
 		})
@@ -1036,13 +1138,36 @@ func (x *intelService) GetSecret(ctx context.Context, req *intelaspspb.SecretReq
 // replay it. asps needs the certificate in the handshake, where the client
 // proves it holds the key; a ctx certificate, if sent, must be that same
 // certificate.
+// reasonErr is a hook's refusal with its reason code; it is the gRPC
+// status err to the caller.
+type reasonErr struct {
+	code string
+	err  error
+}
+
+func (e *reasonErr) Error() string              { return e.err.Error() }
+func (e *reasonErr) Unwrap() error              { return e.err }
+func (e *reasonErr) GRPCStatus() *status.Status { s, _ := status.FromError(e.err); return s }
+
+func withReason(code string, err error) error { return &reasonErr{code: code, err: err} }
+
+// hookReason is the reason code of a pre or release hook's refusal: its
+// own, else ReasonServiceCheck (a refusal is never recorded without one).
+func hookReason(err error) string {
+	var re *reasonErr
+	if errors.As(err, &re) {
+		return re.code
+	}
+	return ReasonServiceCheck
+}
+
 func checkIntelCtx(ctx context.Context, c string) error {
 	if strings.TrimSpace(c) == "" {
 		return nil
 	}
 	blk, _ := pem.Decode([]byte(c))
 	if blk == nil {
-		return status.Error(codes.InvalidArgument, "ctx: not a PEM certificate")
+		return withReason(ReasonCtxMalformed, status.Error(codes.InvalidArgument, "ctx: not a PEM certificate"))
 	}
 	p, ok := peer.FromContext(ctx)
 	if !ok {
@@ -1050,10 +1175,10 @@ func checkIntelCtx(ctx context.Context, c string) error {
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.PeerCertificates) == 0 {
-		return status.Error(codes.Unauthenticated, "attestation: the certificate in ctx must also be presented in the TLS handshake (a certificate sent only in ctx can be replayed)")
+		return withReason(ReasonCtxNotConnection, status.Error(codes.Unauthenticated, "attestation: the certificate in ctx must also be presented in the TLS handshake (a certificate sent only in ctx can be replayed)"))
 	}
 	if !bytes.Equal(info.State.PeerCertificates[0].Raw, blk.Bytes) {
-		return status.Error(codes.Unauthenticated, "attestation: the certificate in ctx is not the TLS client certificate of this connection")
+		return withReason(ReasonCtxNotConnection, status.Error(codes.Unauthenticated, "attestation: the certificate in ctx is not the TLS client certificate of this connection"))
 	}
 	return nil
 }

@@ -101,7 +101,7 @@ func OpenFile(path string, opts ...FileOption) (*File, error) {
 			f.opts.format = FormatYAML
 		}
 	}
-	m, digest, err := f.load()
+	m, digest, err := f.load("")
 	if err != nil {
 		return nil, err
 	}
@@ -144,17 +144,59 @@ func (f *File) Names() []string {
 }
 
 // Get returns a copy of the secret named req.Ref. req.Token is ignored.
+// Each Get reads the content in force at that moment: a caller reading
+// several secrets for one request takes a Snapshot first.
 func (f *File) Get(ctx context.Context, req Request) ([]byte, error) {
+	f.mu.RLock()
+	m := f.secrets
+	f.mu.RUnlock()
+	return getFrom(ctx, m, f.path, req)
+}
+
+// Snapshotter is a store whose content can be pinned: Snapshot returns a
+// store that reads one version of it, whatever reloads follow, so the
+// secrets of one request come from one version (a key and its id, a
+// certificate and its key, rotated in one edit, never mixed).
+type Snapshotter interface {
+	Snapshot() Store
+}
+
+var _ Snapshotter = (*File)(nil)
+
+// Snapshot returns a read-only view of the content in force now. A reload
+// replaces the content wholesale and never changes a loaded map, so the
+// view costs nothing.
+func (f *File) Snapshot() Store {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return &fileSnapshot{path: f.path, secrets: f.secrets, digest: f.digest}
+}
+
+// fileSnapshot is one version of a File's content.
+type fileSnapshot struct {
+	path    string
+	secrets map[string][]byte // never written after load
+	digest  string
+}
+
+func (s *fileSnapshot) Get(ctx context.Context, req Request) ([]byte, error) {
+	return getFrom(ctx, s.secrets, s.path, req)
+}
+func (s *fileSnapshot) Check(context.Context) error { return nil }
+func (s *fileSnapshot) Kind() string                { return "file" }
+
+// Digest is the hex SHA-256 of this version of the file ("" for memory).
+func (s *fileSnapshot) Digest() string { return s.digest }
+
+func getFrom(ctx context.Context, m map[string][]byte, path string, req Request) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Store: "file", Name: req.Name, Ref: req.Ref, Kind: ErrUnavailable, Err: err}
 	}
-	f.mu.RLock()
-	v, ok := f.secrets[req.Ref]
-	f.mu.RUnlock()
+	v, ok := m[req.Ref]
 	if !ok {
 		reason := "no such name among the inline secrets"
-		if f.path != "" {
-			reason = "no such name in " + f.path
+		if path != "" {
+			reason = "no such name in " + path
 		}
 		return nil, &Error{Store: "file", Name: req.Name, Ref: req.Ref, Kind: ErrNotFound, Reason: reason}
 	}
@@ -163,13 +205,18 @@ func (f *File) Get(ctx context.Context, req Request) ([]byte, error) {
 
 // Reload reads the file again. If the new content is bad, the old content
 // stays and the error says why. For a memory store it does nothing.
-func (f *File) Reload() error {
+func (f *File) Reload() error { return f.reload("") }
+
+// reload is Reload; a want other than "" puts the file in force only if its
+// content has that SHA-256 (else filewatch.ErrChanged: the watcher found
+// that content complete, not this one).
+func (f *File) reload(want string) error {
 	if f.path == "" {
 		return nil
 	}
 	f.reloadMu.Lock()
 	defer f.reloadMu.Unlock()
-	m, digest, err := f.load()
+	m, digest, err := f.load(want)
 	if err != nil {
 		return err
 	}
@@ -187,13 +234,15 @@ func (f *File) Digest() string {
 	return f.digest
 }
 
-// Watch reloads the file when it changes (its size, time or content),
-// polling every interval until ctx ends. A file that fails to load leaves
+// Watch reloads the file when it changes (its size, time or content) and
+// the change is complete (the same content on two polls and, on Linux, no
+// writer between writes: see package filewatch; a half-written file is
+// never put in force), polling every interval until ctx ends. A file that fails to load leaves
 // the secrets in force and is logged once, with the reason (which names
 // entries and lines, never values); so is a reload that took.
 func (f *File) Watch(ctx context.Context, interval time.Duration, logger *slog.Logger) {
 	filewatch.Watch(ctx, interval, logger, filewatch.Target{
-		Path: f.path, Read: readLimited, Digest: f.Digest, Reload: f.Reload,
+		Path: f.path, Read: readLimited, Digest: f.Digest, Reload: f.reload,
 		Unreadable:   "secrets file unreadable; keeping the current secrets",
 		ReloadFailed: "secrets file reload failed; keeping the current secrets",
 		Reloaded: func(logger *slog.Logger) {
@@ -212,10 +261,13 @@ func readLimited(path string) ([]byte, error) {
 	return data, nil
 }
 
-func (f *File) load() (map[string][]byte, string, error) {
+func (f *File) load(want string) (map[string][]byte, string, error) {
 	data, err := readLimited(f.path)
 	if err != nil {
 		return nil, "", err
+	}
+	if want != "" && filewatch.Digest(data) != want {
+		return nil, "", filewatch.ErrChanged
 	}
 	m, err := parseFile(data, f.opts)
 	if err != nil {

@@ -40,6 +40,7 @@ var (
 	serverSigner  = [32]byte{0x5e, 0x7e, 0x2}
 	serverTD      = [48]byte{0x5e, 0x7e, 0x3}
 	serverRtmr1   = [48]byte{0x5e, 0x7e, 0x4}
+	serverRtmr2   = [48]byte{0x5e, 0x7e, 0x5}
 )
 
 // startServerInTEE starts a dev server (the demo policy and secrets: it
@@ -79,7 +80,7 @@ func sgxServer(mut func(*sim.Identity)) sim.Identity {
 
 func tdxServer() sim.Identity {
 	id := sim.Identity{MrTD: serverTD}
-	id.Rtmr[1] = serverRtmr1
+	id.Rtmr[1], id.Rtmr[2] = serverRtmr1, serverRtmr2
 	return id
 }
 
@@ -101,7 +102,7 @@ func writeFile(t *testing.T, name, body string) string {
 // log stays empty) and no file is written.
 func TestAttack_ServerInTEEJudgedOnlyByMeasurement(t *testing.T) {
 	enc, signer := hex.EncodeToString(serverEnclave[:]), hex.EncodeToString(serverSigner[:])
-	td, rtmr1 := hex.EncodeToString(serverTD[:]), hex.EncodeToString(serverRtmr1[:])
+	td, rtmr1, rtmr2 := hex.EncodeToString(serverTD[:]), hex.EncodeToString(serverRtmr1[:]), hex.EncodeToString(serverRtmr2[:])
 	for _, tc := range []struct {
 		name      string
 		tee       claims.TEE
@@ -140,7 +141,9 @@ func TestAttack_ServerInTEEJudgedOnlyByMeasurement(t *testing.T) {
 
 		{"expected server", claims.SGX, sgxServer(nil), "", []string{"--server-mr-enclave", enc}, 0, ""},
 		{"expected server by signer and product", claims.SGX, sgxServer(nil), "", []string{"--server-mr-signer", signer, "--server-isv-prod-id", "1", "--server-min-isv-svn", "3"}, 0, ""},
-		{"expected TD", claims.TDX, tdxServer(), "", []string{"--server-mr-td", td, "--server-rtmr", "1=" + rtmr1}, 0, ""},
+		{"TD pinned by mr_td and its kernel alone", claims.TDX, tdxServer(), "",
+			[]string{"--server-mr-td", td, "--server-rtmr", "1=" + rtmr1}, 2, "missing rtmr2"},
+		{"expected TD", claims.TDX, tdxServer(), "", []string{"--server-mr-td", td, "--server-rtmr", "1=" + rtmr1, "--server-rtmr", "2=" + rtmr2}, 0, ""},
 		{"OutOfDate admitted by the policy file", claims.SGX, sgxServer(nil), "OutOfDate",
 			[]string{"--server-policy", writeFile(t, "p.yaml", "allow_simulated: true\napps:\n  - id: server\n    tee: sgx\n    mr_enclave: "+enc+"\n    tcb_statuses: [UpToDate, OutOfDate]\n    advisory_ids: ['*']\n")}, 0, ""},
 	} {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/asps-project/asps/claims"
+	"github.com/asps-project/asps/internal/fileread"
 	"github.com/asps-project/asps/policy"
 )
 
@@ -38,7 +39,7 @@ func policyCheck(args []string, stdout, stderr io.Writer) error {
 	p, err := policy.Load(pos[0])
 	if err != nil && (errors.Is(err, policy.ErrUnknownField) || errors.Is(err, policy.ErrSyntax)) {
 		// Not our format: perhaps Intel's ASPS or Occlum's.
-		data, rerr := os.ReadFile(pos[0])
+		data, rerr := fileread.Read(pos[0], policy.MaxFileSize)
 		if rerr != nil {
 			return rerr
 		}
@@ -131,13 +132,13 @@ func policyImport(args []string, stdout, stderr io.Writer) error {
 	if len(pos) < 1 || len(pos) > 2 {
 		return &exitError{code: 2, msg: "usage: asps policy import POLICY [DYNAMIC_CONFIG | SECRET_CONFIG] [--out FILE]"}
 	}
-	data, err := os.ReadFile(pos[0])
+	data, err := fileread.Read(pos[0], policy.MaxFileSize)
 	if err != nil {
 		return err
 	}
 	var imp *policy.Imported
 	if len(pos) == 2 {
-		second, err := os.ReadFile(pos[1])
+		second, err := fileread.Read(pos[1], policy.MaxFileSize)
 		if err != nil {
 			return err
 		}
@@ -165,16 +166,43 @@ func policyImport(args []string, stdout, stderr io.Writer) error {
 			f = "json"
 		}
 	}
-	w := stdout
-	if *out != "" {
-		file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		defer file.Close()
-		w = file
+	if *out == "" {
+		return imp.Policy.Encode(stdout, f)
 	}
-	return imp.Policy.Encode(w, f)
+	return writePrivate(*out, func(w io.Writer) error { return imp.Policy.Encode(w, f) })
+}
+
+// writePrivate writes path as a new file of mode 0600 and renames it over
+// the old one: an existing file's mode (0644, say) never carries over to
+// content that may hold store tokens, and a server watching path never
+// sees it half-written.
+func writePrivate(path string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*") // mode 0600
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := write(tmp); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 // withPath prefixes err's message with the file it is about, unless the

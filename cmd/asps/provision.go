@@ -23,6 +23,7 @@ import (
 	"github.com/asps-project/asps/dcap"
 	"github.com/asps-project/asps/dcap/sim"
 	"github.com/asps-project/asps/devmode"
+	"github.com/asps-project/asps/internal/fileread"
 	"github.com/asps-project/asps/policy"
 	"github.com/asps-project/asps/ratls"
 	flag "github.com/spf13/pflag"
@@ -239,7 +240,7 @@ func (f *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.serverMrSigner, "server-mr-signer", "", "attest the server: its MRSIGNER `HEX` (needs --server-isv-prod-id unless --server-mr-enclave is given)")
 	fs.StringVar(&f.serverIsvProdID, "server-isv-prod-id", "", "attest the server: its ISVPRODID `N`")
 	fs.UintVar(&f.serverMinIsvSvn, "server-min-isv-svn", 0, "attest the server: its minimum ISVSVN `N`")
-	fs.StringVar(&f.serverMrTD, "server-mr-td", "", "attest the server (it runs in a TDX guest): its MRTD `HEX`; needs --server-rtmr (MRTD alone measures only the firmware)")
+	fs.StringVar(&f.serverMrTD, "server-mr-td", "", "attest the server (it runs in a TDX guest): its MRTD `HEX`; needs --server-rtmr 1=HEX and 2=HEX (MRTD alone measures only the firmware)")
 	fs.Var(&f.serverRtmr, "server-rtmr", "attest the server (TDX): RTMR `I=HEX`, I 0..2 (repeatable)")
 	fs.StringVar(&f.serverCollateral.pccs, "server-pccs", "", "PCS/PCCS `URL` for the collateral of the server's quote")
 	fs.StringVar(&f.serverCollateral.dir, "server-collateral-dir", "", "collateral bundle `DIR` for the server's quote")
@@ -269,7 +270,7 @@ func (f *clientFlags) dial(ctx context.Context) (*client.Client, error) {
 		if f.devDir == "" {
 			return nil, &exitError{code: 2, msg: "--server is required"}
 		}
-		b, err := os.ReadFile(filepath.Join(f.devDir, "server.addr"))
+		b, err := fileread.Read(filepath.Join(f.devDir, "server.addr"), maxPinFile)
 		if err != nil {
 			return nil, usageError("--server is required: %s has no server.addr (start `asps dev --dev-dir %s` first, or give --server ADDR)", f.devDir, shellQuote(f.devDir))
 		}
@@ -304,7 +305,9 @@ func (f *clientFlags) serverAuth() (auth ratls.ServerAuth, judge *client.ServerJ
 	}
 	pin := f.pin
 	if pin == "" && f.devDir != "" && f.ca == "" {
-		b, err := os.ReadFile(filepath.Join(f.devDir, "server.pin"))
+		// Regular file, bounded (a pin is 64 hex digits): a FIFO in the
+		// dev dir cannot hang the client.
+		b, err := fileread.Read(filepath.Join(f.devDir, "server.pin"), maxPinFile)
 		if err != nil {
 			return ratls.ServerAuth{}, nil, fmt.Errorf("--dev-dir: %w", err)
 		}
@@ -318,9 +321,9 @@ func (f *clientFlags) serverAuth() (auth ratls.ServerAuth, judge *client.ServerJ
 		}
 		return ratls.ServerByPin([32]byte(b)), nil, nil
 	case f.ca != "":
-		pem, err := os.ReadFile(f.ca)
+		pem, err := fileread.Read(f.ca, maxPEMFile)
 		if err != nil {
-			return ratls.ServerAuth{}, nil, err
+			return ratls.ServerAuth{}, nil, fmt.Errorf("--server-ca: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -626,7 +629,7 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if cf.server == "" {
-			b, err := os.ReadFile(filepath.Join(cf.devDir, "server.addr"))
+			b, err := fileread.Read(filepath.Join(cf.devDir, "server.addr"), maxPinFile)
 			if err != nil {
 				return err
 			}
@@ -648,3 +651,7 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// maxPinFile bounds the dev dir's server.pin (64 hex digits and a newline)
+// and server.addr (a host:port), with room for blanks around them.
+const maxPinFile = 4 << 10

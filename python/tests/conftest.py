@@ -75,6 +75,7 @@ apps:
     tee: tdx
     mr_td: {attest.DEMO_MR_TD.hex()}
     rtmr1: {attest.DEMO_RTMR1.hex()}
+    rtmr2: {attest.DEMO_RTMR2.hex()}
     secrets:
       tdx-token: tdx-token
 """

@@ -47,10 +47,15 @@ def test_attested_server_fetch(attested_server: DevServer) -> None:
 @pytest.mark.parametrize(
     ("case", "kw", "code", "words"),
     [
-        ("another server enclave", {"mr_enclave": bytes(31) + b"\x01"}, "claims rejected", "server mr_enclave 53b0598c"),
-        ("a TDX server was expected", {"mr_enclave": b"", "mr_td": b"\x01" * 48}, "claims rejected", "server mr_td (none)"),
+        ("another server enclave", {"mr_enclave": bytes(31) + b"\x01"}, "no matching app", "mr_enclave 53b0598c"),
+        (
+            "a TDX server was expected",
+            {"mr_enclave": b"", "mr_td": b"\x01" * 48, "rtmr1": b"\x02" * 48, "rtmr2": b"\x03" * 48},
+            "no app for this TEE",
+            'the workload is "sgx" and the policy has no "sgx" app',
+        ),
         ("quote under the simulator root, judged against Intel's", {"trust_root": b""}, "quote rejected", "dcap-qvl"),
-        ("TCB status not allowed", {"tcb_statuses": ("SWHardeningNeeded",)}, "quote rejected", "TCB status UpToDate"),
+        ("TCB status not allowed", {"tcb_statuses": ("SWHardeningNeeded",)}, "tcb status not allowed", 'tcb status "UpToDate"'),
     ],
 )
 def test_attack_attested_server_refused(
@@ -76,7 +81,7 @@ def test_attack_server_outside_tee_is_not_attested(dev_server: DevServer, attest
 def test_server_policy_must_pin_something() -> None:
     with pytest.raises(ValueError, match="name the server's"):
         ratls.ServerPolicy(collateral=b"{}")
-    with pytest.raises(ValueError, match="all-zero measurement pins nothing"):
+    with pytest.raises(ValueError, match="all zeros: a placeholder, not a measurement"):
         ratls.ServerPolicy(mr_enclave=bytes(32), collateral=b"{}")
     with pytest.raises(ValueError, match="pccs_url or collateral"):
         ratls.ServerPolicy(mr_enclave=b"\x01" * 32)

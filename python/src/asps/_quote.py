@@ -41,6 +41,14 @@ class Quote:
     mr_td: bytes = b""
     mr_seam: bytes = b""
     rtmr: tuple[bytes, ...] = ()
+    config_id: bytes = b""
+    config_svn: int = 0
+    td_attributes: bytes = b""
+    mr_config_id: bytes = b""
+    mr_owner: bytes = b""
+    mr_owner_config: bytes = b""
+    mr_servicetd: bytes = b""
+    """TD 1.5 only (b"" for TD 1.0)."""
     length: int = 0
     """Length of the quote proper (header, body, signature data); bytes past it are padding."""
 
@@ -94,6 +102,8 @@ def parse_quote(b: bytes) -> Quote:
             mr_signer=bytes(body[128:160]),
             isv_prod_id=struct.unpack_from("<H", body, 256)[0],
             isv_svn=struct.unpack_from("<H", body, 258)[0],
+            config_id=bytes(body[192:256]),
+            config_svn=struct.unpack_from("<H", body, 260)[0],
             length=end,
         )
     return Quote(
@@ -106,5 +116,10 @@ def parse_quote(b: bytes) -> Quote:
         mr_td=bytes(body[136:184]),
         mr_seam=bytes(body[16:64]),
         rtmr=tuple(bytes(body[328 + 48 * i : 376 + 48 * i]) for i in range(4)),
+        td_attributes=bytes(body[120:128]),
+        mr_config_id=bytes(body[184:232]),
+        mr_owner=bytes(body[232:280]),
+        mr_owner_config=bytes(body[280:328]),
+        mr_servicetd=bytes(body[600:648]) if body_type == 3 else b"",
         length=end,
     )

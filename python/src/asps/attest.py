@@ -618,6 +618,7 @@ DEMO_MR_ENCLAVE = hashlib.sha256(b"asps demo enclave").digest()
 DEMO_MR_SIGNER = hashlib.sha256(b"asps demo signer").digest()
 DEMO_MR_TD = hashlib.sha384(b"asps demo trust domain").digest()
 DEMO_RTMR1 = hashlib.sha384(b"asps demo kernel and command line").digest()
+DEMO_RTMR2 = hashlib.sha384(b"asps demo command line and initrd").digest()
 # The dev server's own simulated enclave (asps dev --attested-server).
 DEMO_SERVER_MR_ENCLAVE = hashlib.sha256(b"asps demo server enclave").digest()
 
@@ -633,13 +634,14 @@ class SimIdentity:
     isv_svn: int = 0
     mr_td: bytes = b""
     rtmr1: bytes = b""
+    rtmr2: bytes = b""
     debug: bool = False
 
     @classmethod
     def demo(cls, tee: str = "sgx") -> SimIdentity:
         """The demo enclave (or TD) the ``asps dev`` policy lets read its demo secrets."""
         if tee == "tdx":
-            return cls(tee="tdx", mr_td=DEMO_MR_TD, rtmr1=DEMO_RTMR1)
+            return cls(tee="tdx", mr_td=DEMO_MR_TD, rtmr1=DEMO_RTMR1, rtmr2=DEMO_RTMR2)
         return cls(tee="sgx", mr_enclave=DEMO_MR_ENCLAVE, mr_signer=DEMO_MR_SIGNER, isv_prod_id=1, isv_svn=2)
 
     def flags(self) -> list[str]:
@@ -650,6 +652,7 @@ class SimIdentity:
             ("--mr-signer", self.mr_signer),
             ("--mr-td", self.mr_td),
             ("--rtmr1", self.rtmr1),
+            ("--rtmr2", self.rtmr2),
         )
         for flag, v in hexflags:
             if v:

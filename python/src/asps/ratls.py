@@ -22,7 +22,10 @@ import asyncio
 import datetime
 import hashlib
 import io
+import json
+import os
 import secrets as _secrets
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +39,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from . import _policy
+from ._policy import Denial, LoadError, PolicyError
 from ._quote import QuoteError, parse_quote
 from .errors import EvidenceError, ServerAuthError
 
@@ -49,7 +54,10 @@ __all__ = [
     "OID_SGX_SDK_QUOTE",
     "OID_TCG_DICE_TAGGED_EVIDENCE",
     "Certificate",
+    "Denial",
     "EvidenceReport",
+    "LoadError",
+    "PolicyError",
     "Report",
     "ServerPolicy",
     "encode_claims_buffer",
@@ -217,6 +225,8 @@ class EvidenceReport:
     isv_prod_id: int | None = None
     isv_svn: int | None = None
     mr_td: bytes = b""
+    rtmr: tuple[bytes, ...] = ()
+    """RTMR0-3 of a TD quote (empty for SGX)."""
     mr_seam: bytes = b""
     debug: bool = False
     report_data: bytes = b""
@@ -427,7 +437,7 @@ def _inspect_one(oid: str, fmt: str, critical: bool, value: bytes, spki: bytes) 
     er.quote_version, er.att_key_type, er.tee, er.debug = q.version, q.att_key_type, q.tee, q.debug
     er.report_data = q.report_data
     er.mr_enclave, er.mr_signer, er.isv_prod_id, er.isv_svn = q.mr_enclave, q.mr_signer, q.isv_prod_id, q.isv_svn
-    er.mr_td, er.mr_seam = q.mr_td, q.mr_seam
+    er.mr_td, er.mr_seam, er.rtmr = q.mr_td, q.mr_seam, tuple(q.rtmr)
     rd = q.report_data
     if fmt != FORMAT_TCG:
         name = _match_prefix(rd, spki)
@@ -514,44 +524,300 @@ def inspect(cert: bytes | str | x509.Certificate) -> Report:
     )
 
 
+_MEASUREMENT = bytes | str
+"""A measurement: bytes, or its hex text (as ``asps quote inspect`` prints it)."""
+
+
 @dataclass(frozen=True)
 class ServerPolicy:
     """How to judge a server that runs in a TEE by its RA-TLS certificate (mutual attestation).
 
-    The server's certificate must carry evidence that binds its key; its quote
-    must verify with dcap-qvl (the optional extra: ``pip install
+    The server's certificate must carry evidence that binds its key, and its
+    quote must verify with dcap-qvl (the optional extra: ``pip install
     'asps[attested-server]'``) against collateral from ``pccs_url`` or given
     as ``collateral`` (dcap-qvl's JSON layout), to Intel's root or to
-    ``trust_root`` (the simulator's, in dev mode); its TCB status must be in
-    ``tcb_statuses``; and its measurements must be the ones named (at least
-    one). Debug enclaves and TDs are refused.
+    ``trust_root`` (the simulator's, in dev mode). Its verified claims are
+    then judged with the rules and defaults of the Go client's server policy
+    (``asps fetch --server-policy FILE``; Go's ``policy`` package), so a
+    Python workload never accepts a server the Go client would refuse:
+
+    - SGX: ``mr_enclave``, or ``mr_signer`` with ``isv_prod_id`` (one
+      signer signs many enclaves); ``min_isv_svn``. ``config_id`` and
+      ``min_config_svn`` are chosen by the enclave's loader at launch, so
+      they only narrow a match, never pin code.
+    - TDX: ``mr_td``, ``rtmr1`` (kernel) and ``rtmr2`` (command line,
+      initrd) are all required: they pin the TD's code. ``rtmr0`` (the
+      firmware's configuration, the cloud's), ``rtmr3`` (extended by the
+      guest at run time), ``mr_config_id``, ``mr_owner`` and
+      ``mr_owner_config`` (chosen by the host) only narrow. A TD without
+      SEPT_VE_DISABLE is refused unless ``allow_sept_ve``; a bound service
+      TD or MIGRATABLE unless it is the ``mr_servicetd`` named; reserved
+      TD attribute bits always.
+    - ``tcb_statuses`` (default UpToDate only; Revoked never);
+      ``advisory_ids`` the advisories tolerated (default none: a server
+      whose TCB carries any other INTEL-SA is refused, even when
+      ``tcb_statuses`` admits its status; ``"*"`` tolerates any);
+      ``allow_debug`` (default False); ``min_tcb_evaluation_data_number``;
+      ``runtime``; ``binding``.
+
+    Every value is validated as the Go policy parser does; a policy that
+    pins nothing, or too little, raises :class:`asps.ratls.PolicyError` (a
+    ``ValueError``) with the Go parser's message. ``ServerPolicy.load`` and
+    ``ServerPolicy.from_document`` read the Go client's server-policy file
+    itself (YAML or JSON, one or more apps; an app needs no ``secrets``).
+    A ``trust_root`` marks the server's evidence as simulated: the keyword
+    form admits it (dev mode), a policy document only if it sets
+    ``allow_simulated``.
     """
 
-    mr_enclave: bytes = b""
-    mr_signer: bytes = b""
-    mr_td: bytes = b""
-    tcb_statuses: tuple[str, ...] = ("UpToDate",)
+    mr_enclave: _MEASUREMENT = b""
+    mr_signer: _MEASUREMENT = b""
+    mr_td: _MEASUREMENT = b""
+    tcb_statuses: tuple[str, ...] = (_policy.STATUS_UP_TO_DATE,)
     pccs_url: str = ""
     collateral: bytes = field(default=b"", repr=False)
     trust_root: bytes = field(default=b"", repr=False)
     """A root CA certificate (PEM or DER) replacing Intel's: tests and dev mode only."""
+    isv_prod_id: int | None = None
+    min_isv_svn: int = 0
+    config_id: _MEASUREMENT = b""
+    min_config_svn: int = 0
+    rtmr0: _MEASUREMENT = b""
+    rtmr1: _MEASUREMENT = b""
+    rtmr2: _MEASUREMENT = b""
+    rtmr3: _MEASUREMENT = b""
+    mr_config_id: _MEASUREMENT = b""
+    mr_owner: _MEASUREMENT = b""
+    mr_owner_config: _MEASUREMENT = b""
+    mr_servicetd: _MEASUREMENT = b""
+    allow_sept_ve: bool = False
+    advisory_ids: tuple[str, ...] = ()
+    allow_debug: bool = False
+    min_tcb_evaluation_data_number: int = 0
+    runtime: str = ""
+    binding: str = ""
+    document: bytes = field(default=b"", repr=False)
+    """A server-policy document (what ``asps fetch --server-policy`` reads), instead of the keywords."""
+    document_format: str = ""
+    """``json``, ``yaml`` or "" (sniffed) for ``document``."""
+    policy: _policy.Policy = field(init=False, repr=False, compare=False)
+    """The validated policy the server is judged by."""
 
     def __post_init__(self) -> None:
-        wanted = [m for m in (self.mr_enclave, self.mr_signer, self.mr_td) if m]
-        if not wanted:
-            raise ValueError("ServerPolicy: name the server's mr_enclave, mr_signer or mr_td")
-        if any(not any(m) for m in wanted):
-            raise ValueError("ServerPolicy: an all-zero measurement pins nothing")
+        p = self._from_document() if self.document else _policy.parse_tree(self._keyword_document())
+        object.__setattr__(self, "policy", p)
         if not self.pccs_url and not self.collateral:
             raise ValueError("ServerPolicy: give pccs_url or collateral for the server's quote")
+
+    _SGX_KEYWORDS = ("mr_enclave", "mr_signer", "isv_prod_id", "min_isv_svn", "config_id", "min_config_svn")
+    _TDX_KEYWORDS = (
+        "mr_td",
+        "rtmr0",
+        "rtmr1",
+        "rtmr2",
+        "rtmr3",
+        "mr_config_id",
+        "mr_owner",
+        "mr_owner_config",
+        "mr_servicetd",
+        "allow_sept_ve",
+    )
+    _APP_KEYWORDS = ("advisory_ids", "allow_debug", "min_tcb_evaluation_data_number", "runtime", "binding")
+
+    def _given(self, name: str) -> bool:
+        v = getattr(self, name)
+        if name == "isv_prod_id":
+            return v is not None
+        if name == "tcb_statuses":
+            return tuple(v) != (_policy.STATUS_UP_TO_DATE,) if isinstance(v, (tuple, list)) else True
+        return bool(v) if not isinstance(v, int) or isinstance(v, bool) else v != 0
+
+    def _keyword_document(self) -> dict[str, Any]:
+        """The one-app policy the keywords describe (Go: client.ServerIdentity.Policy)."""
+        sgx = any(self._given(n) for n in self._SGX_KEYWORDS)
+        tdx = any(self._given(n) for n in self._TDX_KEYWORDS)
+        if sgx and tdx:
+            raise _policy.PolicyError(
+                f"{_policy.ERR_SERVER_POLICY}: a server is either in an SGX enclave (mr_enclave, mr_signer, isv_prod_id, "
+                "min_isv_svn, config_id, min_config_svn) or in a TDX guest (mr_td, rtmr0-3, mr_config_id, mr_owner, "
+                "mr_owner_config, mr_servicetd, allow_sept_ve), not both"
+            )
+        if not sgx and not tdx:
+            raise _policy.PolicyError(
+                f"{_policy.ERR_SERVER_POLICY}: no measurement of the server given: name the server's mr_enclave "
+                "(or mr_signer and isv_prod_id), or its mr_td, rtmr1 and rtmr2"
+            )
+        app: dict[str, Any] = {"id": "server", "tee": "sgx" if sgx else "tdx"}
+        for n in (*(self._SGX_KEYWORDS if sgx else self._TDX_KEYWORDS), "tcb_statuses", *self._APP_KEYWORDS):
+            if self._given(n):
+                app[n] = getattr(self, n)
+        return {"allow_simulated": bool(self.trust_root), "apps": [app]}
+
+    def _from_document(self) -> _policy.Policy:
+        given = [n for n in (*self._SGX_KEYWORDS, *self._TDX_KEYWORDS, "tcb_statuses", *self._APP_KEYWORDS) if self._given(n)]
+        if given:
+            raise _policy.PolicyError(
+                f"{_policy.ERR_SERVER_POLICY}: the policy document describes the server: give it alone, without {', '.join(given)}"
+            )
+        p = _policy.parse(self.document, self.document_format)
+        if p.allow_simulated and not self.trust_root:
+            raise _policy.PolicyError(
+                f"{_policy.ERR_SERVER_POLICY}: allow_simulated admits a simulated server, which only dev mode may do"
+            )
+        return p
+
+    @classmethod
+    def from_document(
+        cls,
+        document: bytes | str,
+        document_format: str = "",
+        *,
+        pccs_url: str = "",
+        collateral: bytes = b"",
+        trust_root: bytes = b"",
+    ) -> ServerPolicy:
+        """A server policy from a policy document (YAML or JSON), as ``asps fetch --server-policy`` reads it."""
+        doc = document.encode() if isinstance(document, str) else bytes(document)
+        if not doc:
+            raise _policy.PolicyError([_policy.LoadError(_policy.ERR_SYNTAX, detail="empty document")])
+        return cls(document=doc, document_format=document_format, pccs_url=pccs_url, collateral=collateral, trust_root=trust_root)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        pccs_url: str = "",
+        collateral: bytes = b"",
+        trust_root: bytes = b"",
+    ) -> ServerPolicy:
+        """Read a server-policy file (``.json``, ``.yaml``/``.yml``, or sniffed), as the Go client's ``--server-policy``.
+
+        Only a regular file of at most 4 MiB is read: a FIFO, a device or a
+        directory is refused before it is opened for reading.
+        """
+        p = os.fspath(path)
+        data = _read_regular(p, _policy.MAX_FILE_SIZE)
+        ext = os.path.splitext(p)[1].lower()
+        fmt = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}.get(ext, "")
+        try:
+            return cls.from_document(data, fmt, pccs_url=pccs_url, collateral=collateral, trust_root=trust_root)
+        except _policy.PolicyError as e:
+            # As the Go client: "server policy PATH: " before the parser's message.
+            if e.errors:
+                raise _policy.PolicyError(e.errors, prefix=f"server policy {p}: ") from None
+            raise _policy.PolicyError(str(e), reason=e.reasons[0], prefix=f"server policy {p}: ") from None
+
+
+def _read_regular(path: str, limit: int) -> bytes:
+    """A regular file of at most limit bytes (Go: internal/fileread): anything else refused before it is read."""
+
+    def refuse(what: str) -> _policy.PolicyError:
+        return _policy.PolicyError(f"server policy {path}: {_policy.ERR_SERVER_POLICY}: {what}")
+
+    st = os.stat(path)
+    if not stat.S_ISREG(st.st_mode):
+        raise refuse(f"read {path}: not a regular file: " + _file_type(st.st_mode))
+    if st.st_size > limit:
+        raise refuse(f"larger than {limit} bytes")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise refuse(f"read {path}: not a regular file: " + _file_type(st.st_mode))
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise refuse(f"larger than {limit} bytes")
+    return data
+
+
+def _file_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "irregular"
 
 
 def _server_refused(reason: str, detail: str) -> ServerAuthError:
     return ServerAuthError(f"ratls: verify server: {reason}: {detail}", code=reason)
 
 
+def _tcb_eval_data_number(col: Any) -> int:
+    """The lower tcbEvaluationDataNumber of the collateral's TCB info and QE identity (Go: dcap), 0 if unknown."""
+    nums: list[int] = []
+    for raw, inner in ((getattr(col, "tcb_info", ""), "tcbInfo"), (getattr(col, "qe_identity", ""), "enclaveIdentity")):
+        try:
+            doc = json.loads(raw)
+        except (TypeError, ValueError):
+            return 0
+        if isinstance(doc, dict) and isinstance(doc.get(inner), dict):
+            doc = doc[inner]
+        n = doc.get("tcbEvaluationDataNumber") if isinstance(doc, dict) else None
+        if not isinstance(n, int) or isinstance(n, bool):
+            return 0
+        nums.append(n)
+    return max(0, min(nums)) if nums else 0
+
+
+def server_claims(
+    ev: EvidenceReport, status: str, advisory_ids: list[str] | tuple[str, ...], *, simulated: bool, tcb_eval_data_number: int = 0
+) -> _policy.Claims:
+    """What a server's verified evidence shows, for its policy."""
+    q = parse_quote(ev.quote)
+    if ev.format != FORMAT_TCG:
+        binding = _policy.BINDING_REPORT_DATA
+    elif ev.domain == DOMAIN_CERTIFICATE and q.report_data == hashlib.sha256(ev.claims_buffer).digest() + bytes(32):
+        binding = _policy.BINDING_TCG_LABELLED
+    else:
+        binding = _policy.BINDING_TCG
+    common: dict[str, Any] = {
+        "tee": q.tee,
+        "tcb_status": status,
+        "debug": q.debug,
+        "simulated": simulated,
+        "runtime": ev.runtime,
+        "binding": binding,
+        "advisory_ids": tuple(str(a) for a in advisory_ids),
+        "tcb_eval_data_number": tcb_eval_data_number,
+    }
+    if q.tee == "sgx":
+        return _policy.Claims(
+            **common,
+            mr_enclave=q.mr_enclave,
+            mr_signer=q.mr_signer,
+            isv_prod_id=q.isv_prod_id or 0,
+            isv_svn=q.isv_svn or 0,
+            config_id=q.config_id,
+            config_svn=q.config_svn,
+        )
+    return _policy.Claims(
+        **common,
+        mr_td=q.mr_td,
+        rtmr=q.rtmr,
+        mr_config_id=q.mr_config_id,
+        mr_owner=q.mr_owner,
+        mr_owner_config=q.mr_owner_config,
+        mr_servicetd=q.mr_servicetd,
+        td_attributes=q.td_attributes,
+    )
+
+
 def verify_server(cert_der: bytes, policy: ServerPolicy, *, now: float | None = None) -> Report:
-    """Judge a server's RA-TLS certificate with policy; raise :class:`ServerAuthError` with the reason when it fails."""
+    """Judge a server's RA-TLS certificate with policy; raise :class:`ServerAuthError` with the reason when it fails.
+
+    ``code`` is the reason: an evidence reason (``malformed evidence``, ...),
+    ``quote rejected`` (dcap-qvl refused the quote or its collateral), or the
+    Go policy's reason for a server whose claims the policy refuses (``no
+    matching app``, ``tcb status not allowed``, ``advisory not allowed``,
+    ``debug workload not allowed``, ``td attribute not allowed``, ...).
+    """
     try:
         import dcap_qvl
     except ImportError:
@@ -583,16 +849,22 @@ def verify_server(cert_der: bytes, policy: ServerPolicy, *, now: float | None = 
             vr = dcap_qvl.verify(ev.quote, col, at)
     except (ValueError, RuntimeError) as e:  # dcap-qvl raises ValueError for every rejection
         raise _server_refused("quote rejected", f"dcap-qvl: {e}") from None
-    status = str(vr.status)
-    if status not in policy.tcb_statuses:
-        raise _server_refused("quote rejected", f"TCB status {status}, want one of {list(policy.tcb_statuses)}")
-    if ev.debug:
-        raise _server_refused("debug enclave refused", "the server runs in a debug enclave or TD")
-    for name, want, got in (
-        ("mr_enclave", policy.mr_enclave, ev.mr_enclave),
-        ("mr_signer", policy.mr_signer, ev.mr_signer),
-        ("mr_td", policy.mr_td, ev.mr_td),
-    ):
-        if want and got != want:
-            raise _server_refused("claims rejected", f"server {name} {got.hex() or '(none)'}, want {want.hex()}")
+    try:
+        c = server_claims(
+            ev,
+            str(vr.status),
+            list(vr.advisory_ids or ()),
+            simulated=bool(policy.trust_root),
+            tcb_eval_data_number=_tcb_eval_data_number(col),
+        )
+    except QuoteError as e:
+        raise _server_refused("malformed evidence", f"quote: {e}") from None
+    try:
+        _policy.match(policy.policy, c)
+    except _policy.Denial as d:
+        raise ServerAuthError(
+            "ratls: verify server: the server's attestation does not satisfy the server policy (nothing was sent to it): "
+            + str(d),
+            code=d.reason,
+        ) from None
     return rep
