@@ -1,10 +1,13 @@
 package devmode
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"time"
@@ -33,6 +36,16 @@ type BenchOptions struct {
 	FreshEvidence bool
 	// MaxProvisions bounds the run's request count (default 1,000,000).
 	MaxProvisions int
+	// Server, when set, is read before and after the run: how many
+	// provisions the server answered from its verdict cache, how many
+	// quotes it verified, and its CPU time when it is another process.
+	Server BenchServer
+	// CPUProfile, when set, receives a CPU profile of the run. When the
+	// server runs in this process (its counters carry no CPU time), the
+	// run is profiled anyway and its CPU split between the load
+	// generator's goroutines and the server's by their pprof labels (see
+	// InProcessServerLabels).
+	CPUProfile io.Writer
 }
 
 // BenchResult is what a run measured.
@@ -46,6 +59,25 @@ type BenchResult struct {
 	Clients          int     `json:"clients"`
 	FreshEvidence    bool    `json:"fresh_evidence"`
 	FirstError       string  `json:"first_error,omitempty"`
+
+	// What the server did (when BenchOptions.Server is set): provisions
+	// whose certificate the verdict cache answered, and certificates it
+	// verified in full (new key, new quote: the whole path).
+	VerdictCacheAnswers *uint64 `json:"verdict_cache_answers,omitempty"`
+	FreshQuotesVerified *uint64 `json:"fresh_quotes_verified,omitempty"`
+
+	// CPU seconds used during the run: by the load generator (client), by
+	// the server, and, with an in-process server, by neither (the Go
+	// runtime's own goroutines: GC workers, timers; other_cpu_s).
+	// ProcessCPUSeconds is the bench process's total (getrusage).
+	// ClientCPUShare is the client's part of all of it. CPUSplit says how
+	// the split was measured.
+	ClientCPUSeconds  float64 `json:"client_cpu_s"`
+	ServerCPUSeconds  float64 `json:"server_cpu_s,omitempty"`
+	OtherCPUSeconds   float64 `json:"other_cpu_s,omitempty"`
+	ProcessCPUSeconds float64 `json:"process_cpu_s"`
+	ClientCPUShare    float64 `json:"client_cpu_share,omitempty"`
+	CPUSplit          string  `json:"cpu_split"`
 }
 
 // RunBench runs N concurrent simulated enclaves against a server, each
@@ -91,10 +123,25 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			certs[i] = c
 		}
 	}
+	var before ServerCounters
+	if o.Server != nil {
+		var err error
+		if before, err = o.Server.Counters(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Profile the run when asked to, or to split an in-process server's CPU
+	// from the load generator's.
+	var prof bytes.Buffer
+	profiling := false
+	if o.CPUProfile != nil || o.Server != nil && !before.HasCPU {
+		profiling = pprof.StartCPUProfile(&prof) == nil
+	}
+	cpu0 := selfCPU()
 	start := time.Now()
 	for i := range o.Clients {
 		wg.Add(1)
-		go func() {
+		go pprof.Do(ctx, pprof.Labels(BenchRoleLabel, "client"), func(ctx context.Context) {
 			defer wg.Done()
 			for ctx.Err() == nil && take() {
 				t0 := time.Now()
@@ -113,11 +160,24 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	el := time.Since(start)
-	r := &BenchResult{Provisions: len(lat), Errors: errs, Seconds: el.Seconds(), Clients: o.Clients, FreshEvidence: o.FreshEvidence}
+	procCPU := selfCPU() - cpu0
+	if profiling {
+		pprof.StopCPUProfile()
+	}
+	r := &BenchResult{Provisions: len(lat), Errors: errs, Seconds: el.Seconds(), Clients: o.Clients, FreshEvidence: o.FreshEvidence,
+		ProcessCPUSeconds: procCPU.Seconds()}
+	if err := r.serverSide(context.WithoutCancel(ctx), o, before, procCPU, prof.Bytes(), profiling); err != nil {
+		return r, err
+	}
+	if o.CPUProfile != nil && profiling {
+		if _, err := o.CPUProfile.Write(prof.Bytes()); err != nil {
+			return r, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
 	if firstErr != nil {
 		r.FirstError = firstErr.Error()
 	}
@@ -132,6 +192,53 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	r.P50ms = ms(lat[len(lat)/2])
 	r.P99ms = ms(lat[min(len(lat)-1, len(lat)*99/100)])
 	return r, nil
+}
+
+// serverSide fills in the server's counts and the CPU split.
+func (r *BenchResult) serverSide(ctx context.Context, o BenchOptions, before ServerCounters, procCPU time.Duration, prof []byte, profiled bool) error {
+	r.ClientCPUSeconds, r.CPUSplit = procCPU.Seconds(), "client: this process (getrusage); server CPU not measured"
+	if o.Server == nil {
+		return nil
+	}
+	after, err := o.Server.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	answers, verified := after.VerdictCacheAnswers-before.VerdictCacheAnswers, after.Verifications-before.Verifications
+	r.VerdictCacheAnswers, r.FreshQuotesVerified = &answers, &verified
+	switch {
+	case after.HasCPU:
+		r.ServerCPUSeconds = (after.CPU - before.CPU).Seconds()
+		r.CPUSplit = "client: this process (getrusage); server: its process (/proc/PID/stat)"
+	case profiled:
+		by, err := cpuByLabel(prof, BenchRoleLabel)
+		if err != nil {
+			return err
+		}
+		// The profile samples at 100 Hz; the split is the profile's, scaled
+		// to the process's measured total.
+		var sampled time.Duration
+		for _, d := range by {
+			sampled += d
+		}
+		if sampled == 0 {
+			r.CPUSplit = "in-process server: no CPU samples"
+			return nil
+		}
+		scale := procCPU.Seconds() / sampled.Seconds()
+		r.ClientCPUSeconds = by["client"].Seconds() * scale
+		r.ServerCPUSeconds = by["server"].Seconds() * scale
+		r.OtherCPUSeconds = max(procCPU.Seconds()-r.ClientCPUSeconds-r.ServerCPUSeconds, 0)
+		r.CPUSplit = "in-process server: CPU profile split by goroutine labels (client, server, other: Go runtime), scaled to getrusage"
+	default:
+		r.CPUSplit = "in-process server: not split (a CPU profile was already running)"
+		r.ClientCPUSeconds = 0
+		return nil
+	}
+	if tot := r.ClientCPUSeconds + r.ServerCPUSeconds + r.OtherCPUSeconds; tot > 0 {
+		r.ClientCPUShare = r.ClientCPUSeconds / tot
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
