@@ -9,6 +9,7 @@ import (
 	"io"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,6 +35,10 @@ type BenchOptions struct {
 	// a workload process does, and every provision is a new TLS
 	// connection (full handshake) and a GetSecrets call.
 	FreshEvidence bool
+	// Client is how provisions reach the server: BenchClientGRPC
+	// (default) or BenchClientHTTP2. Several addresses in Addr need the
+	// gRPC client.
+	Client string
 	// MaxProvisions bounds the run's request count (default 1,000,000).
 	MaxProvisions int
 	// Server, when set, is read before and after the run: how many
@@ -58,6 +63,7 @@ type BenchResult struct {
 	P99ms            float64 `json:"p99_ms"`
 	Clients          int     `json:"clients"`
 	FreshEvidence    bool    `json:"fresh_evidence"`
+	Client           string  `json:"client"`
 	FirstError       string  `json:"first_error,omitempty"`
 
 	// What the server did (when BenchOptions.Server is set): provisions
@@ -91,6 +97,17 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	}
 	if len(o.Names) == 0 {
 		o.Names = []string{"demo-key"}
+	}
+	switch o.Client {
+	case "":
+		o.Client = BenchClientGRPC
+	case BenchClientGRPC:
+	case BenchClientHTTP2:
+		if strings.Contains(o.Addr, ",") || strings.Contains(o.Addr, "://") || strings.HasPrefix(o.Addr, "dns:") {
+			return nil, fmt.Errorf("bench: the %s client takes one host:port, not %q", BenchClientHTTP2, o.Addr)
+		}
+	default:
+		return nil, fmt.Errorf("bench: client %q: want %s or %s", o.Client, BenchClientGRPC, BenchClientHTTP2)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
@@ -169,7 +186,7 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		pprof.StopCPUProfile()
 	}
 	r := &BenchResult{Provisions: len(lat), Errors: errs, Seconds: el.Seconds(), Clients: o.Clients, FreshEvidence: o.FreshEvidence,
-		ProcessCPUSeconds: procCPU.Seconds()}
+		Client: o.Client, ProcessCPUSeconds: procCPU.Seconds()}
 	if err := r.serverSide(context.WithoutCancel(ctx), o, before, procCPU, prof.Bytes(), profiling); err != nil {
 		return r, err
 	}
@@ -259,6 +276,9 @@ func provisionOnce(ctx context.Context, o BenchOptions, c *ratlsCert) error {
 		if c, err = newRATLSCert(ctx, o.Attester); err != nil {
 			return err
 		}
+	}
+	if o.Client == BenchClientHTTP2 {
+		return provisionHTTP2(ctx, o, c.cert)
 	}
 	creds := credentials.NewTLS(ratls.ClientConfig(c.cert, o.ServerAuth))
 	// o.Addr may list several replicas (client.Target).

@@ -299,7 +299,7 @@ func cpuByLabel(prof []byte, key string) (map[string]time.Duration, error) {
 	}
 	out := map[string]time.Duration{}
 	for _, s := range samples {
-		if cpu >= len(s.values) {
+		if cpu >= len(s.values) || s.values[cpu] < 0 {
 			continue
 		}
 		role := ""

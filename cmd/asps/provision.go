@@ -597,6 +597,7 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print provisions_per_sec, p50_ms, p99_ms, errors, verdict_cache_answers, fresh_quotes_verified, client_cpu_s, server_cpu_s as JSON")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (client and, when in-process, server; labelled "+devmode.BenchRoleLabel+"=client|server) to `FILE`")
 	metricsURL := fs.String("metrics-url", "", "with --server: the server's Prometheus `URL` (http://HOST:PORT/metrics of asps server --metrics-listen), read before and after the run for verdict_cache_answers and fresh_quotes_verified")
+	benchClient := fs.String("client", devmode.BenchClientGRPC, "`KIND` of load generator: grpc (grpc-go's client, a new ClientConn per provision, as a workload) or http2 (the same TLS handshake and gRPC call on a lean HTTP/2 connection: less of the shared CPU goes to the load generator)")
 	serverPID := fs.Int("server-pid", 0, "with --server on this machine: the server's process `ID`, for server_cpu_s (/proc/PID/stat)")
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -604,7 +605,7 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *dur+time.Minute)
 	defer cancel()
-	o := devmode.BenchOptions{Clients: *clients, Duration: *dur, FreshEvidence: *fresh, Names: names}
+	o := devmode.BenchOptions{Clients: *clients, Duration: *dur, FreshEvidence: *fresh, Names: names, Client: *benchClient}
 	if cf.server == "" && cf.devDir == "" {
 		if *metricsURL != "" || *serverPID != 0 {
 			return usageError("--metrics-url and --server-pid are for a server given by --server (without it, bench provision runs its own server and reads its counters directly)")
@@ -667,8 +668,8 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 	if r.FreshEvidence {
 		mode = "fresh evidence (new key and quote per provision)"
 	}
-	fmt.Fprintf(stdout, "%d provisions in %.1fs with %d clients, %s: %.0f provisions/s, p50 %.2f ms, p99 %.2f ms, %d errors\n",
-		r.Provisions, r.Seconds, r.Clients, mode, r.ProvisionsPerSec, r.P50ms, r.P99ms, r.Errors)
+	fmt.Fprintf(stdout, "%d provisions in %.1fs with %d %s clients, %s: %.0f provisions/s, p50 %.2f ms, p99 %.2f ms, %d errors\n",
+		r.Provisions, r.Seconds, r.Clients, r.Client, mode, r.ProvisionsPerSec, r.P50ms, r.P99ms, r.Errors)
 	if r.VerdictCacheAnswers != nil {
 		fmt.Fprintf(stdout, "server: %d answered from its verdict cache, %d quotes verified in full\n", *r.VerdictCacheAnswers, *r.FreshQuotesVerified)
 	}
