@@ -180,7 +180,10 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		})
 	}
 	wg.Wait()
-	el := time.Since(start)
+	// The rate is over the run's window: provisions still in flight at its
+	// end are cut off and not counted, and the time they take to stop is
+	// not the run's.
+	el := min(time.Since(start), o.Duration)
 	procCPU := selfCPU() - cpu0
 	if profiling {
 		pprof.StopCPUProfile()
