@@ -84,6 +84,9 @@ type BenchResult struct {
 	ProcessCPUSeconds float64 `json:"process_cpu_s"`
 	ClientCPUShare    float64 `json:"client_cpu_share,omitempty"`
 	CPUSplit          string  `json:"cpu_split"`
+	// CPU milliseconds per provision completed, of each side.
+	ClientCPUPerProvisionMs float64 `json:"client_cpu_ms_per_provision"`
+	ServerCPUPerProvisionMs float64 `json:"server_cpu_ms_per_provision,omitempty"`
 }
 
 // RunBench runs N concurrent simulated enclaves against a server, each
@@ -211,6 +214,8 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 		return r, errors.New("no provision completed")
 	}
+	r.ClientCPUPerProvisionMs = 1000 * r.ClientCPUSeconds / float64(len(lat))
+	r.ServerCPUPerProvisionMs = 1000 * r.ServerCPUSeconds / float64(len(lat))
 	slices.Sort(lat)
 	r.ProvisionsPerSec = float64(len(lat)) / el.Seconds()
 	r.P50ms = ms(lat[len(lat)/2])

@@ -684,6 +684,9 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, " (the load generator used %.0f%% of it)", 100*r.ClientCPUShare)
 	}
 	fmt.Fprintf(stdout, "; %s\n", r.CPUSplit)
+	if r.ServerCPUPerProvisionMs > 0 {
+		fmt.Fprintf(stdout, "CPU per provision: client %.2f ms, server %.2f ms\n", r.ClientCPUPerProvisionMs, r.ServerCPUPerProvisionMs)
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(stdout, "first error: %s\n", r.FirstError)
 	}
