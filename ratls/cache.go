@@ -40,10 +40,10 @@ type ttlEntry[V any] struct {
 	cost    int64
 }
 
-// entryOverhead is what an entry costs besides its value: the ttlEntry,
-// its list element and its map slot (key, pointer, the map's spare
-// capacity), rounded up.
-const entryOverhead = 256
+// entryOverhead is what an entry costs besides its value: the ttlEntry
+// (80 bytes), its list element (48) and its map slot (a 32-byte key and a
+// pointer, with the map's spare capacity: up to about 110), rounded up.
+const entryOverhead = 320
 
 func newTTLCache[V any](maxBytes int64, maxItems int, clone func(V) V, cost func(V) int64) *ttlCache[V] {
 	return &ttlCache[V]{maxBytes: maxBytes, maxItems: max(maxItems, 0), clone: clone, cost: cost,

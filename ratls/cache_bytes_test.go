@@ -215,7 +215,8 @@ func TestAttack_LargeClaimsFillVerdictCache(t *testing.T) {
 	if st.Bytes > budget {
 		t.Fatalf("the verdict cache counts %d bytes, over its %d-byte bound", st.Bytes, budget)
 	}
-	if grown > budget+budget/2 {
+	// Before the fix: +7.8 MB; the margin is for the test's own garbage.
+	if grown > 2*budget {
 		t.Fatalf("the heap grew by %d bytes for a %d-byte verdict cache", grown, budget)
 	}
 	if st.Evictions == 0 {
@@ -271,7 +272,8 @@ func TestAttack_LargeRefusalsFillNegativeCache(t *testing.T) {
 	if len(first.Error()) < 20_000 {
 		t.Fatalf("the test's error is only %d bytes", len(first.Error()))
 	}
-	if st.Bytes > budget || grown > budget+budget/2 {
+	// Before the fix: +3.9 MB; the margin is for the test's own garbage.
+	if st.Bytes > budget || grown > 4*budget {
 		t.Fatalf("negative cache: %d bytes counted, heap +%d, for a %d-byte bound", st.Bytes, grown, budget)
 	}
 	// Presented again, the last one is refused from memory for the same

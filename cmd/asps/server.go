@@ -73,8 +73,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	auditMaxBackups := fs.Int("audit-max-backups", audit.DefaultRotation.MaxBackups, "rotated audit files to keep")
 	auditMaxAge := fs.Int("audit-max-age", 0, "remove rotated audit files older than this many `days` (0: by count only)")
 	stateDir := fs.String("state-dir", defaultStateDir(), "without --tls-cert, keep the generated server key in `DIR`, so its pin survives restarts [ASPS_STATE_DIR, STATE_DIRECTORY, XDG_STATE_HOME/asps]")
-	verdictCacheBytes := fs.Int64("verdict-cache-bytes", ratls.DefaultCacheBytes, "bound the RA-TLS verdict cache (verified claims by certificate hash; about 1.1 KB per SGX verdict, 1.6 KB per TDX) to `N` bytes (0: no cache, every connection verifies its quote)")
-	negCacheBytes := fs.Int64("negative-cache-bytes", ratls.DefaultNegativeCacheBytes, "bound the cache of recently refused certificates (about 0.5 KB each) to `N` bytes (0: none)")
+	verdictCacheBytes := fs.Int64("verdict-cache-bytes", ratls.DefaultCacheBytes, "bound the RA-TLS verdict cache (verified claims by certificate hash; about 1.2 KB per SGX verdict, 1.7 KB per TDX) to `N` bytes (0: no cache, every connection verifies its quote)")
+	negCacheBytes := fs.Int64("negative-cache-bytes", ratls.DefaultNegativeCacheBytes, "bound the cache of recently refused certificates (about 0.55 KB each) to `N` bytes (0: none)")
 	logFormat := logFormatFlag(fs, "json")
 	configPath := fs.String("config", envDefault("ASPS_CONFIG", ""), "read settings from a YAML/JSON `FILE` of flag name → value; flags given on the command line win [ASPS_CONFIG]")
 	if _, err := parseInterspersed(fs, args); err != nil {
