@@ -155,7 +155,11 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	var prof bytes.Buffer
 	profiling := false
 	if o.CPUProfile != nil || o.Server != nil && !before.HasCPU {
-		profiling = pprof.StartCPUProfile(&prof) == nil
+		err := pprof.StartCPUProfile(&prof)
+		if err != nil && o.CPUProfile != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		profiling = err == nil
 	}
 	cpu0 := selfCPU()
 	start := time.Now()

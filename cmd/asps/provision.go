@@ -603,6 +603,9 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *benchClient != devmode.BenchClientGRPC && *benchClient != devmode.BenchClientHTTP2 {
+		return usageError("--client: %s or %s, not %s", devmode.BenchClientGRPC, devmode.BenchClientHTTP2, quoteText(*benchClient))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *dur+time.Minute)
 	defer cancel()
 	o := devmode.BenchOptions{Clients: *clients, Duration: *dur, FreshEvidence: *fresh, Names: names, Client: *benchClient}
