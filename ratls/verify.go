@@ -91,8 +91,8 @@ type Verifier struct {
 // Default cache bounds. A cached verdict costs about 1.2 KB (SGX) to
 // 1.7 KB (TDX) as the bound counts it, a little more than it holds on the
 // heap (0.95 and 1.5 KB, TestVerdictCacheEntryBytes), so the default
-// holds 3,700 to 5,200 verdicts; a typical remembered failure about
-// 0.55 KB (at most about 2 KB: its texts are cut), so about 3,800 of them.
+// holds 3,700 to 5,400 verdicts; a typical remembered failure about
+// 0.55 KB (at most about 2 KB: its texts are cut), so about 3,700 of them.
 const (
 	DefaultCacheBytes         = 6 << 20
 	DefaultNegativeCacheBytes = 2 << 20
