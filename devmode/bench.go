@@ -1,11 +1,15 @@
 package devmode
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -31,8 +35,22 @@ type BenchOptions struct {
 	// a workload process does, and every provision is a new TLS
 	// connection (full handshake) and a GetSecrets call.
 	FreshEvidence bool
+	// Client is how provisions reach the server: BenchClientGRPC
+	// (default) or BenchClientHTTP2. Several addresses in Addr need the
+	// gRPC client.
+	Client string
 	// MaxProvisions bounds the run's request count (default 1,000,000).
 	MaxProvisions int
+	// Server, when set, is read before and after the run: how many
+	// provisions the server answered from its verdict cache, how many
+	// quotes it verified, and its CPU time when it is another process.
+	Server BenchServer
+	// CPUProfile, when set, receives a CPU profile of the run. When the
+	// server runs in this process (its counters carry no CPU time), the
+	// run is profiled anyway and its CPU split between the load
+	// generator's goroutines and the server's by their pprof labels (see
+	// InProcessServerLabels).
+	CPUProfile io.Writer
 }
 
 // BenchResult is what a run measured.
@@ -45,7 +63,30 @@ type BenchResult struct {
 	P99ms            float64 `json:"p99_ms"`
 	Clients          int     `json:"clients"`
 	FreshEvidence    bool    `json:"fresh_evidence"`
+	Client           string  `json:"client"`
 	FirstError       string  `json:"first_error,omitempty"`
+
+	// What the server did (when BenchOptions.Server is set): provisions
+	// whose certificate the verdict cache answered, and certificates it
+	// verified in full (new key, new quote: the whole path).
+	VerdictCacheAnswers *uint64 `json:"verdict_cache_answers,omitempty"`
+	FreshQuotesVerified *uint64 `json:"fresh_quotes_verified,omitempty"`
+
+	// CPU seconds used during the run: by the load generator (client), by
+	// the server, and, with an in-process server, by neither (the Go
+	// runtime's own goroutines: GC workers, timers; other_cpu_s).
+	// ProcessCPUSeconds is the bench process's total (getrusage).
+	// ClientCPUShare is the client's part of all of it. CPUSplit says how
+	// the split was measured.
+	ClientCPUSeconds  float64 `json:"client_cpu_s"`
+	ServerCPUSeconds  float64 `json:"server_cpu_s,omitempty"`
+	OtherCPUSeconds   float64 `json:"other_cpu_s,omitempty"`
+	ProcessCPUSeconds float64 `json:"process_cpu_s"`
+	ClientCPUShare    float64 `json:"client_cpu_share,omitempty"`
+	CPUSplit          string  `json:"cpu_split"`
+	// CPU milliseconds per provision completed, of each side.
+	ClientCPUPerProvisionMs float64 `json:"client_cpu_ms_per_provision"`
+	ServerCPUPerProvisionMs float64 `json:"server_cpu_ms_per_provision,omitempty"`
 }
 
 // RunBench runs N concurrent simulated enclaves against a server, each
@@ -59,6 +100,17 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 	}
 	if len(o.Names) == 0 {
 		o.Names = []string{"demo-key"}
+	}
+	switch o.Client {
+	case "":
+		o.Client = BenchClientGRPC
+	case BenchClientGRPC:
+	case BenchClientHTTP2:
+		if strings.Contains(o.Addr, ",") || strings.Contains(o.Addr, "://") || strings.HasPrefix(o.Addr, "dns:") {
+			return nil, fmt.Errorf("bench: the %s client takes one host:port, not %q", BenchClientHTTP2, o.Addr)
+		}
+	default:
+		return nil, fmt.Errorf("bench: client %q: want %s or %s", o.Client, BenchClientGRPC, BenchClientHTTP2)
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.Duration)
 	defer cancel()
@@ -91,10 +143,30 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 			certs[i] = c
 		}
 	}
+	var before ServerCounters
+	if o.Server != nil {
+		var err error
+		if before, err = o.Server.Counters(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Profile the run when asked to, or to split an in-process server's CPU
+	// from the load generator's.
+	var prof bytes.Buffer
+	profiling := false
+	if o.CPUProfile != nil || o.Server != nil && !before.HasCPU {
+		err := pprof.StartCPUProfile(&prof)
+		if err != nil && o.CPUProfile != nil {
+			return nil, fmt.Errorf("cpu profile: %w", err)
+		}
+		profiling = err == nil
+	}
+	cpu0 := selfCPU()
 	start := time.Now()
+	end, _ := ctx.Deadline()
 	for i := range o.Clients {
 		wg.Add(1)
-		go func() {
+		go pprof.Do(ctx, pprof.Labels(BenchRoleLabel, "client"), func(ctx context.Context) {
 			defer wg.Done()
 			for ctx.Err() == nil && take() {
 				t0 := time.Now()
@@ -102,7 +174,10 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 				d := time.Since(t0)
 				mu.Lock()
 				if err != nil {
-					if ctx.Err() == nil {
+					// A provision cut off by the end of the run is no error
+					// (a dial reports the deadline as an I/O timeout, as it
+					// passes: before ctx says so).
+					if ctx.Err() == nil && time.Now().Before(end) {
 						errs++
 						if firstErr == nil {
 							firstErr = err
@@ -113,11 +188,27 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	el := time.Since(start)
-	r := &BenchResult{Provisions: len(lat), Errors: errs, Seconds: el.Seconds(), Clients: o.Clients, FreshEvidence: o.FreshEvidence}
+	// The rate is over the run's window: provisions still in flight at its
+	// end are cut off and not counted, and the time they take to stop is
+	// not the run's.
+	el := min(time.Since(start), o.Duration)
+	procCPU := selfCPU() - cpu0
+	if profiling {
+		pprof.StopCPUProfile()
+	}
+	r := &BenchResult{Provisions: len(lat), Errors: errs, Seconds: el.Seconds(), Clients: o.Clients, FreshEvidence: o.FreshEvidence,
+		Client: o.Client, ProcessCPUSeconds: procCPU.Seconds()}
+	if err := r.serverSide(context.WithoutCancel(ctx), o, before, procCPU, prof.Bytes(), profiling); err != nil {
+		return r, err
+	}
+	if o.CPUProfile != nil && profiling {
+		if _, err := o.CPUProfile.Write(prof.Bytes()); err != nil {
+			return r, fmt.Errorf("cpu profile: %w", err)
+		}
+	}
 	if firstErr != nil {
 		r.FirstError = firstErr.Error()
 	}
@@ -127,11 +218,60 @@ func RunBench(ctx context.Context, o BenchOptions) (*BenchResult, error) {
 		}
 		return r, errors.New("no provision completed")
 	}
+	r.ClientCPUPerProvisionMs = 1000 * r.ClientCPUSeconds / float64(len(lat))
+	r.ServerCPUPerProvisionMs = 1000 * r.ServerCPUSeconds / float64(len(lat))
 	slices.Sort(lat)
 	r.ProvisionsPerSec = float64(len(lat)) / el.Seconds()
 	r.P50ms = ms(lat[len(lat)/2])
 	r.P99ms = ms(lat[min(len(lat)-1, len(lat)*99/100)])
 	return r, nil
+}
+
+// serverSide fills in the server's counts and the CPU split.
+func (r *BenchResult) serverSide(ctx context.Context, o BenchOptions, before ServerCounters, procCPU time.Duration, prof []byte, profiled bool) error {
+	r.ClientCPUSeconds, r.CPUSplit = procCPU.Seconds(), "client: this process (getrusage); server CPU not measured"
+	if o.Server == nil {
+		return nil
+	}
+	after, err := o.Server.Counters(ctx)
+	if err != nil {
+		return err
+	}
+	answers, verified := after.VerdictCacheAnswers-before.VerdictCacheAnswers, after.Verifications-before.Verifications
+	r.VerdictCacheAnswers, r.FreshQuotesVerified = &answers, &verified
+	switch {
+	case after.HasCPU:
+		r.ServerCPUSeconds = (after.CPU - before.CPU).Seconds()
+		r.CPUSplit = "client: this process (getrusage); server: its process (/proc/PID/stat)"
+	case profiled:
+		by, err := cpuByLabel(prof, BenchRoleLabel)
+		if err != nil {
+			return err
+		}
+		// The profile samples at 100 Hz; the split is the profile's, scaled
+		// to the process's measured total.
+		var sampled time.Duration
+		for _, d := range by {
+			sampled += d
+		}
+		if sampled == 0 {
+			r.CPUSplit = "in-process server: no CPU samples"
+			return nil
+		}
+		scale := procCPU.Seconds() / sampled.Seconds()
+		r.ClientCPUSeconds = by["client"].Seconds() * scale
+		r.ServerCPUSeconds = by["server"].Seconds() * scale
+		r.OtherCPUSeconds = max(procCPU.Seconds()-r.ClientCPUSeconds-r.ServerCPUSeconds, 0)
+		r.CPUSplit = "in-process server: CPU profile split by goroutine labels (client, server, other: Go runtime), scaled to getrusage"
+	default:
+		r.CPUSplit = "in-process server: not split (a CPU profile was already running)"
+		r.ClientCPUSeconds = 0
+		return nil
+	}
+	if tot := r.ClientCPUSeconds + r.ServerCPUSeconds + r.OtherCPUSeconds; tot > 0 {
+		r.ClientCPUShare = r.ClientCPUSeconds / tot
+	}
+	return nil
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
@@ -152,6 +292,9 @@ func provisionOnce(ctx context.Context, o BenchOptions, c *ratlsCert) error {
 		if c, err = newRATLSCert(ctx, o.Attester); err != nil {
 			return err
 		}
+	}
+	if o.Client == BenchClientHTTP2 {
+		return provisionHTTP2(ctx, o, c.cert)
 	}
 	creds := credentials.NewTLS(ratls.ClientConfig(c.cert, o.ServerAuth))
 	// o.Addr may list several replicas (client.Target).

@@ -150,6 +150,8 @@ type Env struct {
 	Policy    *policy.Holder
 	Store     store.Store
 	DCAP      *dcap.Verifier
+	// RATLS is the server's RA-TLS verifier (its verdict-cache counters).
+	RATLS *ratls.Verifier
 	// PolicyPath is the policy file the server watches.
 	PolicyPath string
 	tmp        string
@@ -249,7 +251,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dev: listen: %w", err)
 	}
-	env := &Env{PKI: pki, Addr: l.Addr().String(), ServerPin: pin, Server: srv, Policy: holder, Store: st, DCAP: dv,
+	env := &Env{PKI: pki, Addr: l.Addr().String(), ServerPin: pin, Server: srv, Policy: holder, Store: st, DCAP: dv, RATLS: rv,
 		PolicyPath: polPath, tmp: tmp, done: make(chan error, 1)}
 	if o.Dir != "" {
 		if err := os.WriteFile(filepath.Join(o.Dir, "server.pin"), []byte(hex.EncodeToString(pin[:])+"\n"), 0o600); err != nil {

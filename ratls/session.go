@@ -109,6 +109,7 @@ func (v *Verifier) VerifySession(ctx context.Context, cs tls.ConnectionState, ev
 	if c, ok := v.cache.get(key, now); ok {
 		return c, nil
 	}
+	v.verifications.Add(1)
 	c, err := v.verifySession(ctx, cs.PeerCertificates[0], spki, nonce, evidence)
 	if err != nil {
 		return nil, err

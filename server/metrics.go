@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/asps-project/asps/dcap"
+	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/store"
 )
 
@@ -27,6 +29,9 @@ type Metrics struct {
 	auditFails  prometheus.Counter
 	verifying   prometheus.Gauge       // verifications of not-yet-verified certificates in progress (guard.go)
 	verifyBusy  *prometheus.CounterVec // requests refused or queued at the verification gate (guard.go)
+	// verdicts is the RA-TLS verifier whose verdict caches are exported
+	// (ObserveVerdictCache).
+	verdicts atomic.Pointer[ratls.Verifier]
 }
 
 // NewMetrics registers the metrics with reg; dv, when set, also exports
@@ -65,12 +70,28 @@ func NewMetrics(reg prometheus.Registerer, dv *dcap.Verifier) *Metrics {
 	m.verifying, m.verifyBusy = verifyGateMetrics()
 	reg.MustRegister(m.requests, m.decisions, m.verifySecs, m.storeSecs, m.requestSecs, m.conns, m.connEvents, m.handshakes, m.auditFails,
 		m.verifying, m.verifyBusy)
-	if dv != nil {
-		reg.MustRegister(&cacheCollector{dv: dv, desc: prometheus.NewDesc(
-			"asps_verifier_cache_total", "Quote verifier cache lookups by cache and result (hit, miss; eviction: entries dropped to stay within the byte bound).",
-			[]string{"cache", "result"}, nil)})
-	}
+	reg.MustRegister(&cacheCollector{dv: dv, m: m,
+		desc: prometheus.NewDesc(
+			"asps_verifier_cache_total", "Verifier cache lookups by cache and result (hit, miss; eviction: entries dropped to stay within the byte bound; too_large: not stored, over the bound alone). Caches: pck_chain, collateral, qe_report (quote verifier); verdict (RA-TLS verified claims by certificate), verdict_negative (recent failures).",
+			[]string{"cache", "result"}, nil),
+		bytes: prometheus.NewDesc(
+			"asps_verifier_cache_bytes", "Bytes a verifier cache holds (estimated, as its bound counts them), by cache.",
+			[]string{"cache"}, nil),
+		verifications: prometheus.NewDesc(
+			"asps_certificate_verifications_total", "RA-TLS certificates and session evidence verified in full: neither the verdict cache nor the negative cache answered.",
+			nil, nil),
+	})
 	return m
+}
+
+// ObserveVerdictCache exports the RA-TLS verifier's verdict and negative
+// caches in asps_verifier_cache_total (cache="verdict",
+// "verdict_negative"), asps_verifier_cache_bytes and
+// asps_certificate_verifications_total.
+func (m *Metrics) ObserveVerdictCache(v *ratls.Verifier) {
+	if m != nil {
+		m.verdicts.Store(v)
+	}
 }
 
 // ObserveVerify records one quote verification (QuoteVerifier.Observe).
@@ -109,14 +130,40 @@ func (m *Metrics) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 }
 
 type cacheCollector struct {
-	dv   *dcap.Verifier
-	desc *prometheus.Desc
+	dv                         *dcap.Verifier
+	m                          *Metrics
+	desc, bytes, verifications *prometheus.Desc
 }
 
-func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.desc
+	ch <- c.bytes
+	ch <- c.verifications
+}
 
 func (c *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	if rv := c.m.verdicts.Load(); rv != nil {
+		s := rv.Stats()
+		for _, v := range []struct {
+			cache string
+			s     ratls.CacheStats
+		}{{"verdict", s.Verdicts}, {"verdict_negative", s.Failures}} {
+			for _, r := range []struct {
+				result string
+				n      uint64
+			}{{"hit", v.s.Hits}, {"miss", v.s.Misses}, {"eviction", v.s.Evictions}, {"too_large", v.s.TooLarge}} {
+				ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.n), v.cache, r.result)
+			}
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(v.s.Bytes), v.cache)
+		}
+		ch <- prometheus.MustNewConstMetric(c.verifications, prometheus.CounterValue, float64(s.Verifications))
+	}
+	if c.dv == nil {
+		return
+	}
 	s := c.dv.Stats()
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Chain.Bytes), "pck_chain")
+	ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(s.Collateral.Bytes), "collateral")
 	for _, v := range []struct {
 		cache, result string
 		n             uint64

@@ -597,20 +597,35 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 	clients := fs.Int("clients", 8, "concurrent simulated enclaves")
 	dur := fs.Duration("duration", 5*time.Second, "how long to run")
 	fresh := fs.Bool("fresh-evidence", false, "a new key pair and quote for every provision (default: one per client, as a workload process makes)")
-	asJSON := fs.Bool("json", false, "print provisions_per_sec, p50_ms, p99_ms, errors as JSON")
+	asJSON := fs.Bool("json", false, "print provisions_per_sec, p50_ms, p99_ms, errors, verdict_cache_answers, fresh_quotes_verified, client_cpu_s, server_cpu_s as JSON")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run (client and, when in-process, server; labelled "+devmode.BenchRoleLabel+"=client|server) to `FILE`")
+	metricsURL := fs.String("metrics-url", "", "with --server: the server's Prometheus `URL` (http://HOST:PORT/metrics of asps server --metrics-listen), read before and after the run for verdict_cache_answers and fresh_quotes_verified")
+	benchClient := fs.String("client", devmode.BenchClientGRPC, "`KIND` of load generator: grpc (grpc-go's client, a new ClientConn per provision, as a workload) or http2 (the same TLS handshake and gRPC call on a lean HTTP/2 connection: less of the shared CPU goes to the load generator)")
+	serverPID := fs.Int("server-pid", 0, "with --server on this machine: the server's process `ID`, for server_cpu_s (/proc/PID/stat)")
 	names, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
+	if *benchClient != devmode.BenchClientGRPC && *benchClient != devmode.BenchClientHTTP2 {
+		return usageError("--client: %s or %s, not %s", devmode.BenchClientGRPC, devmode.BenchClientHTTP2, quoteText(*benchClient))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), *dur+time.Minute)
 	defer cancel()
-	o := devmode.BenchOptions{Clients: *clients, Duration: *dur, FreshEvidence: *fresh, Names: names}
+	o := devmode.BenchOptions{Clients: *clients, Duration: *dur, FreshEvidence: *fresh, Names: names, Client: *benchClient}
 	if cf.server == "" && cf.devDir == "" {
-		env, err := devmode.Start(ctx, devmode.Options{})
+		if *metricsURL != "" || *serverPID != 0 {
+			return usageError("--metrics-url and --server-pid are for a server given by --server (without it, bench provision runs its own server and reads its counters directly)")
+		}
+		// The server's goroutines carry a pprof label, so the run's CPU is
+		// split between the load generator and the server.
+		var env *devmode.Env
+		var err error
+		devmode.InProcessServerLabels(ctx, func(ctx context.Context) { env, err = devmode.Start(ctx, devmode.Options{}) })
 		if err != nil {
 			return err
 		}
 		defer env.Stop()
+		o.Server = devmode.InProcessServer{Verifier: env.RATLS}
 		o.Addr, o.ServerAuth = env.Addr, ratls.ServerByPin(env.ServerPin)
 		if err := cf.simID.check(true, claims.TEE(cf.simTEE)); err != nil {
 			return err
@@ -636,6 +651,17 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 			cf.server = strings.TrimSpace(string(b))
 		}
 		o.Addr = cf.server
+		if *metricsURL != "" || *serverPID != 0 {
+			o.Server = devmode.RemoteServer{MetricsURL: *metricsURL, PID: *serverPID}
+		}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		o.CPUProfile = f
 	}
 	r, err := devmode.RunBench(ctx, o)
 	if err != nil {
@@ -644,8 +670,29 @@ func benchProvision(args []string, stdout, stderr io.Writer) error {
 	if *asJSON {
 		return json.NewEncoder(stdout).Encode(r)
 	}
-	fmt.Fprintf(stdout, "%d provisions in %.1fs with %d clients: %.0f provisions/s, p50 %.2f ms, p99 %.2f ms, %d errors\n",
-		r.Provisions, r.Seconds, r.Clients, r.ProvisionsPerSec, r.P50ms, r.P99ms, r.Errors)
+	mode := "reused certificates (one per client)"
+	if r.FreshEvidence {
+		mode = "fresh evidence (new key and quote per provision)"
+	}
+	fmt.Fprintf(stdout, "%d provisions in %.1fs with %d %s clients, %s: %.0f provisions/s, p50 %.2f ms, p99 %.2f ms, %d errors\n",
+		r.Provisions, r.Seconds, r.Clients, r.Client, mode, r.ProvisionsPerSec, r.P50ms, r.P99ms, r.Errors)
+	if r.VerdictCacheAnswers != nil {
+		fmt.Fprintf(stdout, "server: %d answered from its verdict cache, %d quotes verified in full\n", *r.VerdictCacheAnswers, *r.FreshQuotesVerified)
+	}
+	fmt.Fprintf(stdout, "CPU: client %.2fs", r.ClientCPUSeconds)
+	if r.ServerCPUSeconds > 0 {
+		fmt.Fprintf(stdout, ", server %.2fs", r.ServerCPUSeconds)
+	}
+	if r.OtherCPUSeconds > 0 {
+		fmt.Fprintf(stdout, ", Go runtime %.2fs", r.OtherCPUSeconds)
+	}
+	if r.ClientCPUShare > 0 {
+		fmt.Fprintf(stdout, " (the load generator used %.0f%% of it)", 100*r.ClientCPUShare)
+	}
+	fmt.Fprintf(stdout, "; %s\n", r.CPUSplit)
+	if r.ServerCPUPerProvisionMs > 0 {
+		fmt.Fprintf(stdout, "CPU per provision: client %.2f ms, server %.2f ms\n", r.ClientCPUPerProvisionMs, r.ServerCPUPerProvisionMs)
+	}
 	if r.FirstError != "" {
 		fmt.Fprintf(stdout, "first error: %s\n", r.FirstError)
 	}

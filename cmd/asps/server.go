@@ -76,6 +76,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	auditMaxBackups := fs.Int("audit-max-backups", audit.DefaultRotation.MaxBackups, "rotated audit files to keep")
 	auditMaxAge := fs.Int("audit-max-age", 0, "remove rotated audit files older than this many `days` (0: by count only)")
 	stateDir := fs.String("state-dir", defaultStateDir(), "without --tls-cert, keep the generated server key in `DIR`, so its pin survives restarts [ASPS_STATE_DIR, STATE_DIRECTORY, XDG_STATE_HOME/asps]")
+	verdictCacheBytes := fs.Int64("verdict-cache-bytes", ratls.DefaultCacheBytes, "bound the RA-TLS verdict cache (verified claims by certificate hash; about 1.2 KB per SGX verdict, 1.7 KB per TDX) to `N` bytes (0: no cache, every connection verifies its quote)")
+	negCacheBytes := fs.Int64("negative-cache-bytes", ratls.DefaultNegativeCacheBytes, "bound the cache of recently refused certificates (about 0.55 KB each) to `N` bytes (0: none)")
 	logFormat := logFormatFlag(fs, "json")
 	configPath := fs.String("config", envDefault("ASPS_CONFIG", ""), "read settings from a YAML/JSON `FILE` of flag name → value; flags given on the command line win [ASPS_CONFIG]")
 	if _, err := parseInterspersed(fs, args); err != nil {
@@ -89,6 +91,9 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	logger, err := newLogger(*logFormat, stderr, nil)
 	if err != nil {
 		return err
+	}
+	if *verdictCacheBytes < 0 || *negCacheBytes < 0 {
+		return usageError("--verdict-cache-bytes and --negative-cache-bytes: want 0 (no cache) or a number of bytes")
 	}
 	if *policyPath == "" {
 		return &exitError{code: 2, msg: "--policy is required"}
@@ -145,7 +150,15 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: collateralFunc(src), Observe: metrics.ObserveVerify}
 	// Debug enclaves pass the RA-TLS layer so that the policy refuses them
 	// (unless an app sets allow_debug) with a reason and an audit record.
-	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true})
+	cacheBytes := func(n int64) int64 {
+		if n == 0 {
+			return -1 // off
+		}
+		return n
+	}
+	rv := ratls.NewVerifier(qv, ratls.VerifyOptions{AllowDebug: true,
+		CacheBytes: cacheBytes(*verdictCacheBytes), NegativeCacheBytes: cacheBytes(*negCacheBytes)})
+	metrics.ObserveVerdictCache(rv)
 
 	cert, err := serverCertificate(*tlsCert, *tlsKey, *serverTEE, *stateDir, stdout, logger)
 	if err != nil {

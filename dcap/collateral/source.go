@@ -107,6 +107,10 @@ func ForQuote(q *dcap.Quote) (tee, fmspc, ca string, err error) {
 	if q == nil {
 		return "", "", "", &Error{Reason: ErrBadRequest, Detail: "no quote"}
 	}
+	key := chainKey(q.CertData.PCKCertChain)
+	if v, ok := forQuoteMemo.get(key); ok {
+		return q.TEE(), v.fmspc, v.ca, nil
+	}
 	chain, err := dcap.ParseChainPEM(q.CertData.PCKCertChain, "pck_cert_chain")
 	if err != nil {
 		return "", "", "", &Error{Reason: dcap.ErrMalformed, Detail: "PCK certificate chain", Err: err}
@@ -119,6 +123,7 @@ func ForQuote(q *dcap.Quote) (tee, fmspc, ca string, err error) {
 	if ca == "" {
 		return "", "", "", &Error{Reason: ErrBadRequest, Detail: "PCK certificate issuer " + strings.TrimSpace(chain[0].Issuer.CommonName) + " names neither the Processor nor the Platform CA"}
 	}
+	forQuoteMemo.put(key, pckInfo{fmspc: ext.FMSPCHex(), ca: ca})
 	return q.TEE(), ext.FMSPCHex(), ca, nil
 }
 
