@@ -38,6 +38,7 @@ type ttlEntry[V any] struct {
 	val     V
 	expires time.Time
 	cost    int64
+	gen     uint64 // the collateral generation the value was reached with
 }
 
 // entryOverhead is what an entry costs besides its value: the ttlEntry
@@ -52,10 +53,10 @@ func newTTLCache[V any](maxBytes int64, maxItems int, clone func(V) V, cost func
 
 func (c *ttlCache[V]) off() bool { return c == nil || c.maxBytes <= 0 }
 
-// get returns a copy of the value for key if present and not expired at
-// now, counting a hit or a miss.
-func (c *ttlCache[V]) get(key [32]byte, now time.Time) (V, bool) {
-	v, ok := c.peek(key, now)
+// get returns a copy of the value for key if present, not expired at now
+// and reached with collateral generation gen, counting a hit or a miss.
+func (c *ttlCache[V]) get(key [32]byte, now time.Time, gen uint64) (V, bool) {
+	v, ok := c.peek(key, now, gen)
 	if !c.off() {
 		if ok {
 			c.hits.Add(1)
@@ -67,7 +68,7 @@ func (c *ttlCache[V]) get(key [32]byte, now time.Time) (V, bool) {
 }
 
 // peek is get without counting (a look that answers no request).
-func (c *ttlCache[V]) peek(key [32]byte, now time.Time) (V, bool) {
+func (c *ttlCache[V]) peek(key [32]byte, now time.Time, gen uint64) (V, bool) {
 	var zero V
 	if c.off() {
 		return zero, false
@@ -79,7 +80,7 @@ func (c *ttlCache[V]) peek(key [32]byte, now time.Time) (V, bool) {
 		return zero, false
 	}
 	e := el.Value.(*ttlEntry[V])
-	if !now.Before(e.expires) {
+	if !now.Before(e.expires) || e.gen != gen {
 		c.removeLocked(el)
 		return zero, false
 	}
@@ -96,7 +97,7 @@ func (c *ttlCache[V]) removeLocked(el *list.Element) {
 // put stores a copy of v until expires, evicting the least recently used
 // entries until it fits the bounds. A value larger than the whole byte
 // bound is not stored (and counted as too large).
-func (c *ttlCache[V]) put(key [32]byte, v V, expires time.Time) {
+func (c *ttlCache[V]) put(key [32]byte, v V, expires time.Time, gen uint64) {
 	if c.off() {
 		return
 	}
@@ -120,7 +121,7 @@ func (c *ttlCache[V]) put(key [32]byte, v V, expires time.Time) {
 		c.removeLocked(c.ll.Back())
 		c.evictions.Add(1)
 	}
-	c.items[key] = c.ll.PushFront(&ttlEntry[V]{key: key, val: v, expires: expires, cost: cost})
+	c.items[key] = c.ll.PushFront(&ttlEntry[V]{key: key, val: v, expires: expires, cost: cost, gen: gen})
 	c.bytes += cost
 }
 

@@ -61,7 +61,7 @@ func TestVerdictCacheEntryBytes(t *testing.T) {
 				if tee == "tdx" {
 					ci++
 				}
-				c.put(key(i), sampleClaims(ci), now.Add(time.Hour))
+				c.put(key(i), sampleClaims(ci), now.Add(time.Hour), 0)
 			}
 		}()
 		measured := (heapInUse() - h0) / n
@@ -83,7 +83,7 @@ func TestVerdictCacheEntryBytes(t *testing.T) {
 		for i := range n {
 			e := failWith("verify quote", ErrQuoteRejected, fmt.Errorf("quote signature: %w", errors.New("ecdsa: verification failure")),
 				"quote in extension %s, certificate %d", OIDTCGDICETaggedEvidence, i)
-			f.put(key(i), compactError(e), now.Add(time.Hour))
+			f.put(key(i), compactError(e), now.Add(time.Hour), 0)
 		}
 	}()
 	measured := (heapInUse() - h0) / n

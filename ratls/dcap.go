@@ -50,6 +50,19 @@ type DCAPVerifier struct {
 	// Observe, when set, is told how long each verification took and its
 	// result: "ok" or the dcap reason.
 	Observe func(d time.Duration, result string)
+	// Generation, when set, reports the collateral source's generation
+	// (collateral.Cache.Generation): it changes whenever a document in
+	// force is replaced, and the RA-TLS verdict cache then verifies anew.
+	Generation func() uint64
+}
+
+// CollateralGeneration reports Generation (0 without one):
+// DCAPVerifier is CollateralVersioned.
+func (d *DCAPVerifier) CollateralGeneration() uint64 {
+	if d == nil || d.Generation == nil {
+		return 0
+	}
+	return d.Generation()
 }
 
 // Verify verifies quote with the dcap verifier at the current time.

@@ -106,7 +106,8 @@ func (v *Verifier) VerifySession(ctx context.Context, cs tls.ConnectionState, ev
 	var key [32]byte
 	h.Sum(key[:0])
 	now := v.opts.Now()
-	if c, ok := v.cache.get(key, now); ok {
+	gen := v.collateralGeneration()
+	if c, ok := v.cache.get(key, now, gen); ok {
 		return c, nil
 	}
 	v.verifications.Add(1)
@@ -118,7 +119,7 @@ func (v *Verifier) VerifySession(ctx context.Context, cs tls.ConnectionState, ev
 	if !c.CollateralExpiry.IsZero() && c.CollateralExpiry.Before(exp) {
 		exp = c.CollateralExpiry
 	}
-	v.cache.put(key, c, exp)
+	v.cache.put(key, c, exp, gen)
 	return cloneClaims(c), nil
 }
 

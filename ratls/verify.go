@@ -22,6 +22,17 @@ type QuoteVerifier interface {
 	Verify(ctx context.Context, quote []byte) (*claims.Claims, error)
 }
 
+// CollateralVersioned is a QuoteVerifier whose verdicts rest on collateral
+// that can be replaced while the process runs (a PCCS cache): its
+// CollateralGeneration changes whenever a document in force is replaced.
+// The Verifier keeps cached verdicts only for the generation they were
+// reached with, so a PCK put on a CRL, or a TCB level gone out of date, is
+// refused from the next connection on, not when the cached verdict
+// expires.
+type CollateralVersioned interface {
+	CollateralGeneration() uint64
+}
+
 // QuoteVerifierFunc adapts a function to QuoteVerifier.
 type QuoteVerifierFunc func(ctx context.Context, quote []byte) (*claims.Claims, error)
 
@@ -174,10 +185,11 @@ func (v *Verifier) Verify(ctx context.Context, cert *x509.Certificate) (*claims.
 		now = v.opts.Now()
 	}
 	key := sha256.Sum256(cert.Raw)
-	if c, ok := v.cache.get(key, now); ok {
+	gen := v.collateralGeneration()
+	if c, ok := v.cache.get(key, now, gen); ok {
 		return c, nil
 	}
-	if err, ok := v.neg.get(key, now); ok {
+	if err, ok := v.neg.get(key, now, gen); ok {
 		return nil, err
 	}
 	v.verifications.Add(1)
@@ -185,7 +197,7 @@ func (v *Verifier) Verify(ctx context.Context, cert *x509.Certificate) (*claims.
 	if err != nil {
 		var re *Error
 		if errors.As(err, &re) && rememberFailure(re) {
-			v.neg.put(key, compactError(re), now.Add(v.opts.NegativeCacheTTL))
+			v.neg.put(key, compactError(re), now.Add(v.opts.NegativeCacheTTL), gen)
 		}
 		return nil, err
 	}
@@ -196,8 +208,17 @@ func (v *Verifier) Verify(ctx context.Context, cert *x509.Certificate) (*claims.
 	if cert.NotAfter.Before(exp) && !v.opts.IgnoreValidity {
 		exp = cert.NotAfter
 	}
-	v.cache.put(key, c, exp)
+	v.cache.put(key, c, exp, gen)
 	return cloneClaims(c), nil
+}
+
+// collateralGeneration is the quote verifier's collateral generation (0
+// when its collateral never changes).
+func (v *Verifier) collateralGeneration() uint64 {
+	if cv, ok := v.qv.(CollateralVersioned); ok {
+		return cv.CollateralGeneration()
+	}
+	return 0
 }
 
 func (v *Verifier) verify(ctx context.Context, cert *x509.Certificate, now time.Time) (*claims.Claims, error) {
@@ -342,7 +363,7 @@ func (v *Verifier) Known(cert *x509.Certificate) bool {
 	if v.opts.Now != nil {
 		now = v.opts.Now()
 	}
-	_, ok := v.cache.peek(sha256.Sum256(cert.Raw), now)
+	_, ok := v.cache.peek(sha256.Sum256(cert.Raw), now, v.collateralGeneration())
 	return ok
 }
 

@@ -83,6 +83,16 @@ func collateralFunc(src collateral.Source) ratls.CollateralFunc {
 	}
 }
 
+// collateralGeneration is src's generation function when it has one (a
+// PCCS cache: documents in force are replaced while the server runs), for
+// ratls.DCAPVerifier.Generation; nil otherwise.
+func collateralGeneration(src collateral.Source) func() uint64 {
+	if g, ok := src.(interface{ Generation() uint64 }); ok {
+		return g.Generation
+	}
+	return nil
+}
+
 // collateralCollector exports the counters of a Cache or Bundle:
 // asps_collateral_documents_total{result} (fetched, hit, fetch_failed,
 // rejected, grace, stale, rollback_refused, limited) and

@@ -405,7 +405,7 @@ func (f *clientFlags) serverByRATLS() (ratls.ServerAuth, *client.ServerJudge, er
 		if err != nil {
 			return ratls.ServerAuth{}, nil, err
 		}
-		qv := &ratls.DCAPVerifier{Verifier: dcap.NewVerifier(), Collateral: collateralFunc(src)}
+		qv := &ratls.DCAPVerifier{Verifier: dcap.NewVerifier(), Collateral: collateralFunc(src), Generation: collateralGeneration(src)}
 		v = ratls.NewVerifier(qv, opts)
 	}
 	return ratls.ServerByRATLS(v), judge, nil

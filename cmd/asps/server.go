@@ -147,7 +147,8 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(collateralCollector(src))
 	metrics := server.NewMetrics(reg, dv)
-	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: collateralFunc(src), Observe: metrics.ObserveVerify}
+	qv := &ratls.DCAPVerifier{Verifier: dv, Collateral: collateralFunc(src), Observe: metrics.ObserveVerify,
+		Generation: collateralGeneration(src)}
 	// Debug enclaves pass the RA-TLS layer so that the policy refuses them
 	// (unless an app sets allow_debug) with a reason and an audit record.
 	cacheBytes := func(n int64) int64 {

@@ -106,6 +106,10 @@ type Cache struct {
 	stats struct {
 		hits, fetches, fetchFailures, rejected, grace, stale, rollbacks, limited atomic.Uint64
 	}
+
+	// gen counts the documents in force that were replaced by a different
+	// one (a newer CRL, TCB info or QE identity): Generation.
+	gen atomic.Uint64
 }
 
 type slot struct {
@@ -230,6 +234,13 @@ func (c *Cache) Close() error {
 	c.wg.Wait()
 	return nil
 }
+
+// Generation counts how often a document in force was replaced by a
+// different one. Whoever caches results reached with this cache's
+// collateral (the RA-TLS verdict cache) drops them when it changes, so a
+// revocation or a TCB recovery takes effect at once, not when the cached
+// result expires.
+func (c *Cache) Generation() uint64 { return c.gen.Load() }
 
 func (c *Cache) inFlight() int {
 	c.mu.Lock()
@@ -608,6 +619,12 @@ func (c *Cache) fetch(ctx context.Context, k Key) (*Document, error) {
 		d = old // nothing new: keep the pointer
 	} else {
 		s.doc = d
+		if old != nil {
+			// A verdict reached with the old document (a PCK not yet
+			// on the CRL, a TCB level not yet out of date) must not
+			// outlive it.
+			c.gen.Add(1)
+		}
 	}
 	c.mu.Unlock()
 	if d != old && c.o.Dir != "" {
