@@ -61,6 +61,23 @@ func (g *verifyGate) enter(ctx context.Context) (release func(), ok bool) {
 
 // verificationBusy is the refusal of a request that found the
 // verification gate full: RESOURCE_EXHAUSTED with the shedder's retry hint.
+// admitVerification lets a verification of evidence not yet verified
+// start: refused before any work while src (or its /48) is over its
+// failed-attestation limit, and queued behind the bound on concurrent
+// verifications, refused with a retry hint when that is full. The caller
+// calls release when the verification is done.
+func (s *Server) admitVerification(ctx context.Context, src net.Addr, now time.Time, d *decision) (release func(), err error) {
+	if s.fails.blocked(src, now) {
+		d.rec.ReasonCode = ReasonRateLimited
+		return nil, status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
+	}
+	release, ok := s.verify.enter(ctx)
+	if !ok {
+		return nil, s.verificationBusy(ctx, d)
+	}
+	return release, nil
+}
+
 func (s *Server) verificationBusy(ctx context.Context, d *decision) error {
 	d.rec.ReasonCode = ReasonVerificationBusy
 	ms := strconv.FormatInt(s.opts.Limits.ShedRetryAfter.Milliseconds(), 10)

@@ -675,13 +675,9 @@ func (s *Server) peerClaims(ctx context.Context, d *decision) error {
 	// verified within the bound on concurrent verifications (guard.go).
 	now := time.Now()
 	if !s.opts.Verifier.Known(info.State.PeerCertificates[0]) {
-		if s.fails.blocked(p.Addr, now) {
-			d.rec.ReasonCode = ReasonRateLimited
-			return status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
-		}
-		release, ok := s.verify.enter(ctx)
-		if !ok {
-			return s.verificationBusy(ctx, d)
+		release, err := s.admitVerification(ctx, p.Addr, now, d)
+		if err != nil {
+			return err
 		}
 		defer release()
 	}

@@ -50,13 +50,9 @@ func (s *Server) sessionClaims(ctx context.Context, d *decision) error {
 	if p, ok := peer.FromContext(ctx); ok {
 		src = p.Addr
 	}
-	if s.fails.blocked(src, now) {
-		d.rec.ReasonCode = ReasonRateLimited
-		return status.Error(codes.ResourceExhausted, "attestation: too many failed attestations from this address; try again later")
-	}
-	release, ok := s.verify.enter(ctx)
-	if !ok {
-		return s.verificationBusy(ctx, d)
+	release, err := s.admitVerification(ctx, src, now, d)
+	if err != nil {
+		return err
 	}
 	defer release()
 	c, err := s.opts.Verifier.VerifySession(ctx, cs, []byte(vals[0]))

@@ -284,17 +284,11 @@ func setup(core *vault.Core, storageDir, rootToken, kvVersion string, staySealed
 		return st.RootToken, st.UnsealKey, nil
 	}
 
-	init, err := core.Initialize(ctx, &vault.InitParams{
-		BarrierConfig: &vault.SealConfig{SecretShares: 1, SecretThreshold: 1},
-	})
+	key, initRoot, err := initialise(ctx, core)
 	if err != nil {
-		return "", nil, fmt.Errorf("initialize: %w", err)
-	}
-	key := append([]byte(nil), init.SecretShares[0]...)
-	if err := unseal(core, key); err != nil {
 		return "", nil, err
 	}
-	token, err := provision(ctx, core, init.RootToken, rootToken, kvVersion)
+	token, err := provision(ctx, core, initRoot, rootToken, kvVersion)
 	if err != nil {
 		return "", nil, err
 	}
@@ -304,6 +298,23 @@ func setup(core *vault.Core, storageDir, rootToken, kvVersion string, staySealed
 		}
 	}
 	return token, key, nil
+}
+
+// initialise initialises core with one Shamir key share and unseals it; it
+// returns the unseal key and the initial root token. On a raft node this
+// bootstraps the cluster with the node as its only voter.
+func initialise(ctx context.Context, core *vault.Core) (key []byte, initRoot string, err error) {
+	init, err := core.Initialize(ctx, &vault.InitParams{
+		BarrierConfig: &vault.SealConfig{SecretShares: 1, SecretThreshold: 1},
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("initialize: %w", err)
+	}
+	key = append([]byte(nil), init.SecretShares[0]...)
+	if err := unseal(core, key); err != nil {
+		return nil, "", err
+	}
+	return key, init.RootToken, nil
 }
 
 // provision replaces the initial root token by one with the ID rootToken

@@ -157,20 +157,14 @@ func setupRaft(core *vault.Core, rc *raftConf, dir, rootToken, kvVersion string,
 
 	// The first node: Initialize bootstraps raft with this node as the only
 	// voter; it becomes active once unsealed.
-	init, err := core.Initialize(ctx, &vault.InitParams{
-		BarrierConfig: &vault.SealConfig{SecretShares: 1, SecretThreshold: 1},
-	})
+	key, initRoot, err := initialise(ctx, core)
 	if err != nil {
-		return "", nil, fmt.Errorf("initialize: %w", err)
-	}
-	key := append([]byte(nil), init.SecretShares[0]...)
-	if err := unseal(core, key); err != nil {
 		return "", nil, err
 	}
 	if err := waitActive(core, 60*time.Second); err != nil {
 		return "", nil, err
 	}
-	token, err := provision(ctx, core, init.RootToken, rootToken, kvVersion)
+	token, err := provision(ctx, core, initRoot, rootToken, kvVersion)
 	if err != nil {
 		return "", nil, err
 	}

@@ -669,8 +669,8 @@ _TDX_ZERO = {
     "mr_owner_config": _ZERO_HOST,
     "mr_servicetd": "all zeros: no service TD is bound, which is the default; leave it out",
 }
-_SGX_FIELDS = ("mr_enclave", "mr_signer", "isv_prod_id", "min_isv_svn", "config_id", "min_config_svn")
-_TDX_FIELDS = (
+SGX_FIELDS = ("mr_enclave", "mr_signer", "isv_prod_id", "min_isv_svn", "config_id", "min_config_svn")
+TDX_FIELDS = (
     "mr_td",
     "rtmr0",
     "rtmr1",
@@ -686,8 +686,8 @@ _APP_FIELDS = (
     "id",
     "tee",
     "runtime",
-    *_SGX_FIELDS,
-    *_TDX_FIELDS,
+    *SGX_FIELDS,
+    *TDX_FIELDS,
     "tcb_statuses",
     "advisory_ids",
     "min_tcb_evaluation_data_number",
@@ -879,12 +879,12 @@ def _decode_app(raw: Any, index: int) -> tuple[App | None, list[LoadError]]:
     sgx: SGXSelector | None = None
     tdx: TDXSelector | None = None
     if app_tee == "sgx":
-        for n in _TDX_FIELDS:
+        for n in TDX_FIELDS:
             if raw.has(n):
                 r.fail(n, ERR_BAD_VALUE, "is a TDX selector; this app's tee is sgx")
         sgx = _sgx_selector(r, raw)
     elif app_tee == "tdx":
-        for n in _SGX_FIELDS:
+        for n in SGX_FIELDS:
             if raw.has(n):
                 r.fail(n, ERR_BAD_VALUE, "is an SGX selector; this app's tee is tdx")
         tdx = _tdx_selector(r, raw)

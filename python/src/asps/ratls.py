@@ -609,19 +609,9 @@ class ServerPolicy:
         if not self.pccs_url and not self.collateral:
             raise ValueError("ServerPolicy: give pccs_url or collateral for the server's quote")
 
-    _SGX_KEYWORDS = ("mr_enclave", "mr_signer", "isv_prod_id", "min_isv_svn", "config_id", "min_config_svn")
-    _TDX_KEYWORDS = (
-        "mr_td",
-        "rtmr0",
-        "rtmr1",
-        "rtmr2",
-        "rtmr3",
-        "mr_config_id",
-        "mr_owner",
-        "mr_owner_config",
-        "mr_servicetd",
-        "allow_sept_ve",
-    )
+    # The keywords are the policy's app fields of each TEE (one list: _policy).
+    _SGX_KEYWORDS = _policy.SGX_FIELDS
+    _TDX_KEYWORDS = _policy.TDX_FIELDS
     _APP_KEYWORDS = ("advisory_ids", "allow_debug", "min_tcb_evaluation_data_number", "runtime", "binding")
 
     def _given(self, name: str) -> bool:
