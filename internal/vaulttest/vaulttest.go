@@ -129,26 +129,29 @@ func newServer(t testing.TB, bin, dir string) *Server {
 // Stop terminates the server (SIGTERM, then SIGKILL after 5 s). It is safe
 // to call more than once.
 func (s *Server) Stop() {
-	s.mu.Lock()
-	cmd, stdin, done := s.cmd, s.stdin, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	_ = stdin.Close()
+	s.end(func(cmd *exec.Cmd, done <-chan struct{}) {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
 }
 
 // Kill kills the server with SIGKILL (no shutdown at all, as a crash) and
 // waits for it to exit. It is a no-op on a stopped server.
 func (s *Server) Kill() {
+	s.end(func(cmd *exec.Cmd, done <-chan struct{}) {
+		_ = cmd.Process.Kill()
+		<-done
+	})
+}
+
+// end takes the running process (none: a no-op), ends it with stop, which
+// returns once it has exited, and closes its stdin.
+func (s *Server) end(stop func(cmd *exec.Cmd, done <-chan struct{})) {
 	s.mu.Lock()
 	cmd, stdin, done := s.cmd, s.stdin, s.done
 	s.cmd = nil
@@ -156,8 +159,7 @@ func (s *Server) Kill() {
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Kill()
-	<-done
+	stop(cmd, done)
 	_ = stdin.Close()
 }
 
