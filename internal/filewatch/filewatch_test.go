@@ -87,27 +87,37 @@ func TestAttack_TornFileNeverInForce(t *testing.T) {
 		waitFor(t, l, "v2")
 	})
 	t.Run("in place, writer stalls with the file open", func(t *testing.T) {
-		l, path := watch(t, "v1")
-		time.Sleep(20 * time.Millisecond) // the watch is armed
-		w, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := w.WriteString("v2-"); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond) // 20 polls with a stable prefix on disk
-		if _, err := w.WriteString("complete"); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, l, "v2-complete")
-		for _, v := range l.history() {
-			if v != "v2-complete" {
-				t.Fatalf("put in force while half-written: %q (history %q)", v, l.history())
-			}
-		}
+		stalledWriterNeverInForce(t, func(path string) (*os.File, error) {
+			return os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		})
 	})
+}
+
+// stalledWriterNeverInForce: a writer opens the watched file with open,
+// writes a prefix, stalls for 20 polls with it on disk, then completes;
+// only the complete content is ever put in force.
+func stalledWriterNeverInForce(t *testing.T, open func(path string) (*os.File, error)) {
+	t.Helper()
+	l, path := watch(t, "v1")
+	time.Sleep(20 * time.Millisecond) // the watch is armed
+	w, err := open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteString("v2-"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // 20 polls with a stable prefix on disk
+	if _, err := w.WriteString("complete"); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, l, "v2-complete")
+	for _, v := range l.history() {
+		if v != "v2-complete" {
+			t.Fatalf("put in force while half-written: %q (history %q)", v, l.history())
+		}
+	}
 }

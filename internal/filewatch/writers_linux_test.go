@@ -3,7 +3,6 @@ package filewatch
 import (
 	"os"
 	"testing"
-	"time"
 )
 
 // TestAttack_TornFileNeverInForceWithoutLease: where the server cannot
@@ -26,29 +25,6 @@ func TestAttack_TornFileNeverInForceWithoutLease(t *testing.T) {
 			return os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			l, path := watch(t, "v1")
-			time.Sleep(20 * time.Millisecond) // the watch is armed
-			w, err := tc.open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := w.WriteString("v2-"); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(100 * time.Millisecond) // 20 polls with a stable prefix on disk
-			if _, err := w.WriteString("complete"); err != nil {
-				t.Fatal(err)
-			}
-			if err := w.Close(); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, l, "v2-complete")
-			for _, v := range l.history() {
-				if v != "v2-complete" {
-					t.Fatalf("put in force while half-written: %q (history %q)", v, l.history())
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { stalledWriterNeverInForce(t, tc.open) })
 	}
 }
