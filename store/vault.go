@@ -431,7 +431,7 @@ func (v *Vault) call(ctx context.Context, token, method, path string, q url.Valu
 				tr.add(v.nodes[i].addr, netWhat(ctx, err))
 			} else {
 				reason, _ := statusKind(status)
-				tr.add(v.nodes[i].addr, reason+scrub(vaultSays(a.Errors), nil))
+				tr.add(v.nodes[i].addr, reason+vaultSays(a.Errors, append([]string{token}, v.configSecret...)))
 			}
 			if ctx.Err() != nil || n == 1 {
 				return status, a, tr, err
@@ -547,8 +547,13 @@ func (v *Vault) callNode(ctx context.Context, node *vaultNode, token, method, pa
 // Get reads the secret at req.Ref (syntax in the package documentation)
 // with req.Token, or else the server-wide token.
 func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
+	// Every token this Get sent (an AppRole token may be replaced while
+	// a request is in flight) and the configured credentials are scrubbed
+	// from what it returns.
+	var sent []string
 	secrets := func() []string {
 		s := append([]string{req.Token}, v.configSecret...)
+		s = append(s, sent...)
 		if v.auth != nil {
 			s = append(s, v.auth.current())
 		}
@@ -560,7 +565,7 @@ func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
 		return &Error{Store: "vault", Name: req.Name, Ref: req.Ref, Kind: kind, Status: status,
 			Reason: reason, Err: scrubErr(cause, secrets())}
 	}
-	says := func(errs []string) string { return scrub(vaultSays(errs), secrets()) }
+	says := func(errs []string) string { return vaultSays(errs, secrets()) }
 	ref, err := ParseVaultRef(req.Ref)
 	if err == nil {
 		_, _, err = ref.APIPath(v.kv)
@@ -597,6 +602,7 @@ func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
 		if terr != nil {
 			return nil, fail(terr.Kind, terr.Status, terr.Reason, terr.Err)
 		}
+		sent = append(sent, tok)
 		status, a, tr, err = v.call(ctx, tok, http.MethodGet, path, q, nil)
 		if err != nil {
 			return nil, fail(ErrUnavailable, 0, v.netReason(ctx, where)+scrub(tr.String(), secrets()), err)
@@ -718,10 +724,14 @@ func v2Missing(a answer) string {
 	return "the answer has no data.data"
 }
 
-func vaultSays(errs []string) string {
+// vaultSays quotes Vault's own error messages for a reason text: joined,
+// whitespace folded, secrets scrubbed, then cut to 300 bytes.
+func vaultSays(errs []string, secrets []string) string {
 	var msgs []string
 	for _, e := range errs {
-		e = strings.Join(strings.Fields(e), " ")
+		// Scrubbed before it is cut: a credential straddling the cut
+		// would no longer be found whole.
+		e = scrub(strings.Join(strings.Fields(e), " "), secrets)
 		if e != "" {
 			msgs = append(msgs, e)
 		}
@@ -818,7 +828,7 @@ func (v *Vault) checkNode(ctx context.Context, n *vaultNode) (string, error) {
 	if err != nil {
 		var re *api.ResponseError
 		if errors.As(err, &re) {
-			return fmt.Sprintf("GET /v1/sys/health at %s: HTTP %d%s", n.addr, re.StatusCode, scrub(vaultSays(re.Errors), v.configSecret)), nil
+			return fmt.Sprintf("GET /v1/sys/health at %s: HTTP %d%s", n.addr, re.StatusCode, vaultSays(re.Errors, v.configSecret)), nil
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Sprintf("GET /v1/sys/health: no answer from %s within the time allowed", n.addr), err
@@ -950,10 +960,10 @@ func (v *Vault) login(ctx context.Context) (token string, ttl time.Duration, ren
 	case status/100 == 2:
 	case retryableStatus(status):
 		reason, kind := statusKind(status)
-		return "", 0, false, &Error{Kind: kind, Status: status, Reason: where + ": " + reason + scrub(tr.String()+vaultSays(a.Errors), v.configSecret)}
+		return "", 0, false, &Error{Kind: kind, Status: status, Reason: where + ": " + reason + scrub(tr.String(), v.configSecret)+vaultSays(a.Errors, v.configSecret)}
 	default:
 		return "", 0, false, &Error{Kind: ErrPermissionDenied, Status: status,
-			Reason: fmt.Sprintf("%s: refused (HTTP %d)%s", where, status, scrub(vaultSays(a.Errors), v.configSecret))}
+			Reason: fmt.Sprintf("%s: refused (HTTP %d)%s", where, status, vaultSays(a.Errors, v.configSecret))}
 	}
 	if a.Auth == nil || !validToken(a.Auth.ClientToken) {
 		return "", 0, false, &Error{Kind: ErrUnavailable, Status: status, Reason: where + ": the answer holds no token"}
