@@ -960,7 +960,7 @@ func (v *Vault) login(ctx context.Context) (token string, ttl time.Duration, ren
 	case status/100 == 2:
 	case retryableStatus(status):
 		reason, kind := statusKind(status)
-		return "", 0, false, &Error{Kind: kind, Status: status, Reason: where + ": " + reason + scrub(tr.String(), v.configSecret)+vaultSays(a.Errors, v.configSecret)}
+		return "", 0, false, &Error{Kind: kind, Status: status, Reason: where + ": " + reason + scrub(tr.String(), v.configSecret) + vaultSays(a.Errors, v.configSecret)}
 	default:
 		return "", 0, false, &Error{Kind: ErrPermissionDenied, Status: status,
 			Reason: fmt.Sprintf("%s: refused (HTTP %d)%s", where, status, vaultSays(a.Errors, v.configSecret))}
