@@ -607,10 +607,9 @@ func (v *Vault) Get(ctx context.Context, req Request) ([]byte, error) {
 		if err != nil {
 			return nil, fail(ErrUnavailable, 0, v.netReason(ctx, where)+scrub(tr.String(), secrets()), err)
 		}
-		if status == http.StatusForbidden && fromAppRole && attempt == 0 {
+		if status == http.StatusForbidden && fromAppRole && attempt == 0 && v.reloginAfterDenied(ctx, tok) {
 			// The AppRole token may have expired or been revoked: log in
-			// again once.
-			v.auth.invalidate(tok)
+			// again once (bounded: reloginAfterDenied).
 			continue
 		}
 		break
@@ -856,8 +855,17 @@ type approleAuth struct {
 	token     string
 	expires   time.Time // zero: no expiry
 	refreshAt time.Time // zero: never
+	issued    time.Time // when token was obtained (login or renewal)
 	renewable bool
+	// deniedLogin is the last login after a 403 on a token too young to
+	// have expired (reloginAfterDenial bounds them).
+	deniedLogin time.Time
 }
+
+// reloginAfterDenial is how old an AppRole token must be before a 403
+// makes the store log in again: a denial of one path says nothing of a
+// token just issued, and a login is a write on every node of a cluster.
+const reloginAfterDenial = 10 * time.Second
 
 func (a *approleAuth) current() string {
 	a.mu.Lock()
@@ -882,10 +890,45 @@ func (a *approleAuth) invalidate(tok string) {
 	}
 }
 
+// reloginAfterDenied decides, after a 403 to tok, whether to log in again
+// (and drops tok if so). A token older than reloginAfterDenial may have
+// expired or been revoked: yes. A younger one is asked about itself
+// (auth/token/lookup-self, a read): still valid means the 403 is the
+// policy's denial of this path, no login; otherwise (revoked, or a token
+// that may not look itself up) at most one such login per
+// reloginAfterDenial. So a workload asking again and again for a path its
+// role cannot read costs no token creation per request.
+func (v *Vault) reloginAfterDenied(ctx context.Context, tok string) bool {
+	a, now := v.auth, v.now()
+	a.mu.Lock()
+	replaced, young := a.token != tok, now.Sub(a.issued) < reloginAfterDenial && !now.Before(a.issued)
+	a.mu.Unlock()
+	if replaced {
+		return true // another request logged in meanwhile: try the new token
+	}
+	if young {
+		if status, _, _, err := v.call(ctx, tok, http.MethodGet, "auth/token/lookup-self", nil, nil); err == nil && status/100 == 2 {
+			return false
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if young {
+		if !a.deniedLogin.IsZero() && now.Sub(a.deniedLogin) < reloginAfterDenial && !now.Before(a.deniedLogin) {
+			return false
+		}
+		a.deniedLogin = now
+	}
+	if a.token == tok {
+		a.token = ""
+	}
+	return true
+}
+
 func (a *approleAuth) set(now time.Time, tok string, ttl time.Duration, renewable bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.token, a.renewable = tok, renewable
+	a.token, a.renewable, a.issued = tok, renewable, now
 	if ttl > 0 {
 		a.expires = now.Add(ttl)
 		a.refreshAt = now.Add(ttl * 2 / 3)
