@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -58,4 +59,73 @@ func TestAttack_VaultTokenPrefixLeaksThroughTruncatedMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// raceNode is an AppRole Vault: logins hand out hvs.first-TOKEN, then
+// hvs.second-TOKEN; "occlum/1/denied" is refused (403, a policy denial:
+// the token stays valid) to the first token; "occlum/1/slow" waits for
+// release, then fails with a 500 whose message quotes the token sent.
+type raceNode struct {
+	logins  atomic.Int32
+	arrived chan struct{}
+	release chan struct{}
+}
+
+func (n *raceNode) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	tok := req.Header.Get("X-Vault-Token")
+	switch {
+	case strings.HasSuffix(req.URL.Path, "/auth/approle/login"):
+		t := "hvs.first-TOKEN-still-valid"
+		if n.logins.Add(1) > 1 {
+			t = "hvs.second-TOKEN"
+		}
+		writeJSON(w, 200, map[string]any{"auth": map[string]any{"client_token": t, "lease_duration": 3600, "renewable": false}})
+	case strings.HasSuffix(req.URL.Path, "/occlum/1/denied"):
+		if tok == "hvs.first-TOKEN-still-valid" {
+			writeJSON(w, 403, vaultErrors("permission denied"))
+			return
+		}
+		writeJSON(w, 404, vaultErrors())
+	case strings.HasSuffix(req.URL.Path, "/occlum/1/slow"):
+		close(n.arrived)
+		<-n.release
+		writeJSON(w, 500, vaultErrors("internal error serving request for token "+tok))
+	default:
+		writeJSON(w, 404, vaultErrors())
+	}
+}
+
+// TestAttack_VaultAppRoleTokenInFlightNotScrubbed: Get scrubs its error
+// texts of the AppRole token current when the error is built
+// (v.auth.current()), not of the token the request was actually sent
+// with. A concurrent request whose path the token may not read (403)
+// makes the store drop that token and log in again; the slow request's
+// error then quotes the first token — still valid at Vault, a policy
+// denial revokes nothing — in clear.
+func TestAttack_VaultAppRoleTokenInFlightNotScrubbed(t *testing.T) {
+	n := &raceNode{arrived: make(chan struct{}), release: make(chan struct{})}
+	srv := httptest.NewServer(n)
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { // before srv.Close: never leave the slow handler blocked
+		select {
+		case <-n.release:
+		default:
+			close(n.release)
+		}
+	})
+	v := newTestVault(t, VaultConfig{Address: srv.URL, AppRole: &AppRole{RoleID: "role-ID-1", SecretID: "secret-ID-1"}, Timeout: 5 * time.Second}, nil)
+
+	slowErr := make(chan error, 1)
+	go func() {
+		_, err := v.Get(context.Background(), Request{Name: "k", Ref: "occlum/1/slow"})
+		slowErr <- err
+	}()
+	<-n.arrived // the slow request is on the wire with the first token
+	_, err := v.Get(context.Background(), Request{Name: "d", Ref: "occlum/1/denied"})
+	if err == nil || n.logins.Load() != 2 {
+		t.Fatalf("denied Get: %v after %d logins; want an error after a second login", err, n.logins.Load())
+	}
+	close(n.release)
+	err = <-slowErr
+	checkStoreErr(t, err, ErrUnavailable, "k", "occlum/1/slow", []string{"hvs.first-TOKEN-still-valid", "secret-ID-1"})
 }
