@@ -126,3 +126,41 @@ func TestAttack_VaultAppRoleTokenInFlightNotScrubbed(t *testing.T) {
 	err = <-slowErr
 	checkStoreErr(t, err, ErrUnavailable, "k", "occlum/1/slow", []string{"hvs.first-TOKEN-still-valid", "secret-ID-1"})
 }
+
+// loginCounter is an AppRole Vault whose token may read nothing: every
+// read is 403 (a policy denial; the token stays valid), every login
+// hands out a new token.
+type loginCounter struct{ logins atomic.Int32 }
+
+func (n *loginCounter) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if strings.HasSuffix(req.URL.Path, "/auth/approle/login") {
+		k := n.logins.Add(1)
+		writeJSON(w, 200, map[string]any{"auth": map[string]any{"client_token": "hvs.token-" + strings.Repeat("x", int(k%7)+1), "lease_duration": 3600, "renewable": true}})
+		return
+	}
+	writeJSON(w, 403, vaultErrors("permission denied"))
+}
+
+// TestAttack_VaultDeniedPathLogsInOncePerRequest: a 403 on a path the
+// AppRole's policy does not cover makes Get drop the AppRole token and log
+// in again — on every request. A workload that keeps asking for such a
+// name (its app lists a secret the store's role cannot read) turns each of
+// its requests into an AppRole login: a token created (a raft write on
+// every node of the cluster) and the previous one left valid, never
+// revoked, until its TTL; and every other read waits behind the login
+// semaphore meanwhile. Re-logins after a 403 must be bounded (the token
+// was just issued; a denial of one path says nothing of the token).
+func TestAttack_VaultDeniedPathLogsInOncePerRequest(t *testing.T) {
+	n := &loginCounter{}
+	srv := httptest.NewServer(n)
+	t.Cleanup(srv.Close)
+	v := newTestVault(t, VaultConfig{Address: srv.URL, AppRole: &AppRole{RoleID: "role-ID-1", SecretID: "secret-ID-1"}, Timeout: 5 * time.Second}, newFakeClock())
+	const requests = 50
+	for i := 0; i < requests; i++ {
+		_, err := v.Get(context.Background(), Request{Name: "k", Ref: "occlum/1/denied"})
+		checkStoreErr(t, err, ErrPermissionDenied, "k", "occlum/1/denied", []string{"secret-ID-1"})
+	}
+	if got := n.logins.Load(); got > 5 {
+		t.Fatalf("%d requests for a denied path made %d AppRole logins (tokens created, none revoked); want a bounded few", requests, got)
+	}
+}
