@@ -436,10 +436,13 @@ func TestStoreErrorsStayOnTheServer(t *testing.T) {
 	}
 }
 
-// TestIntelServiceBinaryAndReplayAudited: a binary value cannot travel in
-// Intel's string reply and is refused before release; a replayed ctx is
-// refused; both are audited.
-func TestIntelServiceBinaryAndReplayAudited(t *testing.T) {
+// TestAttack_IntelCtxReplayAuditedWithoutReasonCode: a binary value cannot
+// travel in Intel's string reply and is refused before release; a replayed
+// ctx is refused; both are audited, each with a reason code from the fixed
+// set (the replay, an attack, was audited with an empty reason_code,
+// invisible to anyone querying the audit or the decisions metric by
+// reason).
+func TestAttack_IntelCtxReplayAuditedWithoutReasonCode(t *testing.T) {
 	f := start(t, devmode.Options{})
 	ctx := context.Background()
 	cert := f.certFor(t, f.attester(t, demoSGX()))
@@ -455,6 +458,11 @@ func TestIntelServiceBinaryAndReplayAudited(t *testing.T) {
 	recs := f.audit.records(t)
 	if len(recs) != 2 || recs[0].Decision != audit.Deny || recs[1].Decision != audit.Deny || recs[0].Code != "FailedPrecondition" {
 		t.Fatalf("audit: %+v", recs)
+	}
+	for _, r := range recs {
+		if r.ReasonCode == "" {
+			t.Errorf("refusal audited without a reason code: code %s, reason %q", r.Code, r.Reason)
+		}
 	}
 }
 
