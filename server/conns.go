@@ -9,7 +9,9 @@ import (
 
 // connLimiter is a net.Listener that bounds the connections an anonymous
 // crowd can hold: at most maxTotal in all and maxPerIP per source
-// address, and a connection whose peer has not been attested within
+// address (an IPv4 address, an IPv6 /64; an IPv6 /48 holds prefixFactor
+// times as many, so rotating over the /64s of one allocation does not
+// multiply the cap), and a connection whose peer has not been attested within
 // unauthLife is closed. When the total is reached, the oldest connection
 // not yet attested makes room for the new one, so a flood of idle
 // connections cannot lock attested workloads out; only attested
@@ -31,6 +33,7 @@ type limitedConn struct {
 	net.Conn
 	l     *connLimiter
 	ip    string
+	pfx   string // the IPv6 /48, "" for IPv4
 	key   string
 	el    *list.Element // in l.unauth while not attested
 	timer *time.Timer
@@ -73,10 +76,10 @@ func (l *connLimiter) Accept() (net.Conn, error) {
 }
 
 func (l *connLimiter) admit(c net.Conn) *limitedConn {
-	ip := hostOf(c.RemoteAddr())
+	ip, pfx := failSources(c.RemoteAddr())
 	var evict *limitedConn
 	l.mu.Lock()
-	if l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP {
+	if l.maxPerIP > 0 && (l.perIP[ip] >= l.maxPerIP || pfx != "" && l.perIP[pfx] >= l.maxPerIP*prefixFactor) {
 		l.mu.Unlock()
 		l.metrics.connRefused("per_ip_limit")
 		c.Close()
@@ -93,9 +96,12 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 		evict = front.Value.(*limitedConn)
 		l.forgetLocked(evict)
 	}
-	lc := &limitedConn{Conn: c, l: l, ip: ip, key: c.RemoteAddr().String()}
+	lc := &limitedConn{Conn: c, l: l, ip: ip, pfx: pfx, key: c.RemoteAddr().String()}
 	l.total++
 	l.perIP[ip]++
+	if pfx != "" {
+		l.perIP[pfx]++
+	}
 	l.byAddr[lc.key] = lc
 	lc.el = l.unauth.PushBack(lc)
 	if l.unauthLife > 0 {
@@ -125,8 +131,13 @@ func (l *connLimiter) forgetLocked(c *limitedConn) {
 	}
 	delete(l.byAddr, c.key)
 	l.total--
-	if l.perIP[c.ip]--; l.perIP[c.ip] <= 0 {
-		delete(l.perIP, c.ip)
+	for _, k := range []string{c.ip, c.pfx} {
+		if k == "" {
+			continue
+		}
+		if l.perIP[k]--; l.perIP[k] <= 0 {
+			delete(l.perIP, k)
+		}
 	}
 	if c.el != nil {
 		l.unauth.Remove(c.el)

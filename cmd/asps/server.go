@@ -66,7 +66,7 @@ func serverCmd(args []string, stdout, stderr io.Writer) error {
 	metricsAddr := fs.String("metrics-listen", envDefault("ASPS_METRICS_LISTEN", ""), "serve Prometheus /metrics and /healthz on `ADDR`")
 	simRoot := fs.String("insecure-simulator-root", "", "INSECURE, dev only: trust this simulator root `PEM` instead of Intel's")
 	maxConns := fs.Int("max-conns", 4096, "cap on open connections; at the cap the oldest connection not yet attested is closed for a new one (negative: no cap)")
-	maxConnsPerIP := fs.Int("max-conns-per-ip", 256, "cap on open connections from one source address (negative: no cap)")
+	maxConnsPerIP := fs.Int("max-conns-per-ip", 256, "cap on open connections from one source address (an IPv6 /64; an IPv6 /48 gets 8 times it) (negative: no cap)")
 	handshakeTimeout := fs.Duration("handshake-timeout", 5*time.Second, "bound on the TLS handshake")
 	unauthLife := fs.Duration("unattested-conn-lifetime", 30*time.Second, "close a connection on which no request has been attested within this time")
 	failRate := fs.Float64("failed-attestation-rate", 2, "failed attestations per second allowed per source address; over it (after --failed-attestation-burst) its requests are refused with RESOURCE_EXHAUSTED")
