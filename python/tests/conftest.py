@@ -21,15 +21,20 @@ if not CORPUS.is_dir():
     CORPUS = REPO / "../shared/testdata/ratls"
 
 
+def go_build(tmp_path_factory: pytest.TempPathFactory, pkg: str, name: str) -> pathlib.Path:
+    """go build -o TMP/NAME PKG, from the repository root."""
+    go = shutil.which("go")
+    if go is None:
+        pytest.fail("go is not on PATH: the tests build Go programs from this repository")
+    out = tmp_path_factory.mktemp("bin") / name
+    subprocess.run([go, "build", "-o", str(out), pkg], cwd=REPO, check=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def asps_bin(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     """go build -o TMP/asps ./cmd/asps, from the repository root."""
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("go is not on PATH: the tests build the asps binary from this repository")
-    out = tmp_path_factory.mktemp("bin") / "asps"
-    subprocess.run([go, "build", "-o", str(out), "./cmd/asps"], cwd=REPO, check=True)
-    return out
+    return go_build(tmp_path_factory, "./cmd/asps", "asps")
 
 
 @pytest.fixture(scope="session")

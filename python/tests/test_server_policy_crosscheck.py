@@ -13,11 +13,11 @@ import json
 import os
 import pathlib
 import random
-import shutil
 import subprocess
 from typing import Any
 
 import pytest
+from conftest import go_build
 
 from asps import _policy, ratls
 
@@ -133,12 +133,7 @@ def _mutate(rng: random.Random, text: str) -> str:
 
 @pytest.fixture(scope="module")
 def go_judge(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
-    go = shutil.which("go")
-    if go is None:
-        pytest.fail("go is not on PATH")
-    out = tmp_path_factory.mktemp("bin") / "goserverpolicy"
-    subprocess.run([go, "build", "-o", str(out), "./python/tests/testdata/goserverpolicy"], cwd=REPO, check=True)
-    return out
+    return go_build(tmp_path_factory, "./python/tests/testdata/goserverpolicy", "goserverpolicy")
 
 
 def _python_verdict(path: pathlib.Path, *, looser_tdx_rule: bool = False) -> dict[str, Any]:
