@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +16,9 @@ import (
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/client"
 	"github.com/asps-project/asps/devmode"
+	"github.com/asps-project/asps/internal/storetest"
 	"github.com/asps-project/asps/ratls"
 	"github.com/asps-project/asps/server"
-	"github.com/asps-project/asps/store"
 )
 
 // replicas are asps servers sharing one policy, one store and one
@@ -127,7 +126,7 @@ func TestAttack_OneReplicaDownStopsProvisioning(t *testing.T) {
 // said when to come back (issue 15.5). It waits (at least the hint, with
 // jitter) and retries.
 func TestAttack_ShedClientsGiveUpAtOnce(t *testing.T) {
-	gate := &gateStore{open: make(chan struct{})}
+	gate := storetest.NewGate(nil)
 	r := startReplicas(t, 1, func(o *server.Options) {
 		gate.Store = o.Store
 		o.Store = gate
@@ -138,7 +137,7 @@ func TestAttack_ShedClientsGiveUpAtOnce(t *testing.T) {
 	first := r.dial(t, r.addrs[0])
 	errc := make(chan error, 1)
 	go func() { errc <- fetchDemo(ctx, first) }()
-	for gate.entered.Load() == 0 {
+	for gate.Entered.Load() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	second := r.dial(t, r.addrs[0])
@@ -148,7 +147,7 @@ func TestAttack_ShedClientsGiveUpAtOnce(t *testing.T) {
 		for second.Retries() == 0 {
 			time.Sleep(time.Millisecond)
 		}
-		close(gate.open)
+		close(gate.Open)
 	}()
 	if err := fetchDemo(ctx, second); err != nil {
 		t.Fatalf("shed client: %v", err)
@@ -159,22 +158,6 @@ func TestAttack_ShedClientsGiveUpAtOnce(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-}
-
-type gateStore struct {
-	store.Store
-	open    chan struct{}
-	entered atomic.Int32
-}
-
-func (g *gateStore) Get(ctx context.Context, r store.Request) ([]byte, error) {
-	g.entered.Add(1)
-	select {
-	case <-g.open:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return g.Store.Get(ctx, r)
 }
 
 type brokenWriter struct{}

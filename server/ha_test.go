@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,26 +16,9 @@ import (
 	"github.com/asps-project/asps/audit"
 	"github.com/asps-project/asps/claims"
 	"github.com/asps-project/asps/devmode"
+	"github.com/asps-project/asps/internal/storetest"
 	"github.com/asps-project/asps/server"
-	"github.com/asps-project/asps/store"
 )
-
-// gateStore holds every Get until open is closed.
-type gateStore struct {
-	store.Store
-	open    chan struct{}
-	entered atomic.Int32
-}
-
-func (g *gateStore) Get(ctx context.Context, r store.Request) ([]byte, error) {
-	g.entered.Add(1)
-	select {
-	case <-g.open:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return g.Store.Get(ctx, r)
-}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -57,9 +39,9 @@ func demo() simOpts { return simOpts{TEE: claims.SGX, Identity: devmode.DemoIden
 // (issue 15.4). Readiness now goes NOT_SERVING first, and the request in
 // flight finishes, audited.
 func TestAttack_GracefulStopStillReadyWhileDraining(t *testing.T) {
-	var gs *gateStore
+	var gs *storetest.Gate
 	h := startHardened(t, func(o *server.Options) {
-		gs = &gateStore{Store: o.Store, open: make(chan struct{})}
+		gs = storetest.NewGate(o.Store)
 		o.Store = gs
 		o.Limits.DrainDelay = 100 * time.Millisecond
 	})
@@ -83,7 +65,7 @@ func TestAttack_GracefulStopStillReadyWhileDraining(t *testing.T) {
 		}
 		done <- res{s: s[0].Value}
 	}()
-	waitFor(t, "the request to reach the store", func() bool { return gs.entered.Load() == 1 })
+	waitFor(t, "the request to reach the store", func() bool { return gs.Entered.Load() == 1 })
 	stopped := make(chan struct{})
 	go func() { h.srv.GracefulStop(); close(stopped) }()
 	waitFor(t, "readiness to go NOT_SERVING while draining", func() bool { return h.srv.Ready() != nil })
@@ -92,7 +74,7 @@ func TestAttack_GracefulStopStillReadyWhileDraining(t *testing.T) {
 		t.Fatal("the server stopped with a request in flight")
 	default:
 	}
-	close(gs.open)
+	close(gs.Open)
 	r := <-done
 	if r.err != nil || string(r.s) != string(devmode.DemoSecrets()["demo-key"]) {
 		t.Fatalf("in-flight request during drain: %v", r.err)
@@ -115,9 +97,9 @@ func TestAttack_GracefulStopStillReadyWhileDraining(t *testing.T) {
 // MaxInFlight (and the queue) a request is shed at once with
 // RESOURCE_EXHAUSTED, the reason, and a retry hint in the trailers.
 func TestAttack_OverloadQueuesEveryoneUntilTimeout(t *testing.T) {
-	var gs *gateStore
+	var gs *storetest.Gate
 	h := startHardened(t, func(o *server.Options) {
-		gs = &gateStore{Store: o.Store, open: make(chan struct{})}
+		gs = storetest.NewGate(o.Store)
 		o.Store = gs
 		o.Limits.MaxInFlight, o.Limits.MaxQueue = 2, -1
 		o.Limits.ShedRetryAfter = 300 * time.Millisecond
@@ -129,7 +111,7 @@ func TestAttack_OverloadQueuesEveryoneUntilTimeout(t *testing.T) {
 	for range 2 {
 		go func() { _, err := c.GetSecrets(ctx, "demo-key"); errs <- err }()
 	}
-	waitFor(t, "two requests in the store", func() bool { return gs.entered.Load() == 2 })
+	waitFor(t, "two requests in the store", func() bool { return gs.Entered.Load() == 2 })
 	var trailer metadata.MD
 	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
 	defer scancel()
@@ -151,7 +133,7 @@ func TestAttack_OverloadQueuesEveryoneUntilTimeout(t *testing.T) {
 	if _, err := healthpb.NewHealthClient(c.Conn()).Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("health at capacity: %v", err)
 	}
-	close(gs.open)
+	close(gs.Open)
 	for range 2 {
 		if err := <-errs; err != nil {
 			t.Fatalf("admitted request: %v", err)
